@@ -1,0 +1,5 @@
+import sys
+
+from paperlib.reproduce import main
+
+sys.exit(main())

@@ -1,0 +1,52 @@
+"""Run profiles: ``smoke`` (CI, minutes on 2 cores), ``default`` (laptop CPU), ``full`` (paper scale, one GPU).
+
+A notebook keeps a table ``{profile: {knob: value}}``; :func:`resolve` picks one row, applies the
+knobs a user set in the parameters cell (``None`` means "the profile's value") and rejects an unknown
+profile, an unknown knob or a wrongly typed value before any compute.
+"""
+
+from __future__ import annotations
+
+import numbers
+from types import SimpleNamespace
+
+PROFILES = ("smoke", "default", "full")
+BUDGET_SECONDS = {"smoke": 180, "default": 300, "full": 1800}
+
+
+def check_profile(profile: object) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    return profile
+
+
+def _same_kind(value: object, reference: object) -> bool:
+    if isinstance(reference, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(reference, bool)
+    if isinstance(reference, numbers.Integral):
+        return isinstance(value, numbers.Integral)
+    if isinstance(reference, numbers.Real):
+        return isinstance(value, numbers.Real)
+    if isinstance(reference, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            return False
+        return not reference or all(_same_kind(v, reference[0]) for v in value)
+    return isinstance(value, type(reference))
+
+
+def resolve(profile: str, table: dict[str, dict], **overrides) -> SimpleNamespace:
+    """Settings of ``profile`` from ``table`` with every non-``None`` override applied."""
+    check_profile(profile)
+    if set(table) != set(PROFILES):
+        raise ValueError(f"profile table must define exactly {PROFILES}, got {sorted(table)}")
+    settings = dict(table[profile])
+    for knob, value in overrides.items():
+        if knob not in settings:
+            raise ValueError(f"unknown parameter {knob!r}; this notebook's knobs are {sorted(settings)}")
+        if value is None:
+            continue
+        if not _same_kind(value, settings[knob]):
+            raise TypeError(f"parameter {knob!r} must be like {settings[knob]!r} "
+                            f"({type(settings[knob]).__name__}), got {value!r} ({type(value).__name__})")
+        settings[knob] = value
+    return SimpleNamespace(**settings)

@@ -1,0 +1,91 @@
+"""The shared core: claim verdicts and claims.json, profiles, atomic figure saving with provenance."""
+
+import json
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
+
+from paperlib import claims, figures, profiles
+
+
+@pytest.mark.parametrize("value, target, relation, tol, passed", [
+    (308, 308, "==", None, True),
+    (307, 308, "==", None, False),
+    ([2, 2, 16], [2, 2, 16], "==", None, True),
+    (12.5004, 12.5, "approx", 1e-3, True),
+    (12.502, 12.5, "approx", 1e-3, False),
+    (1.04, 1.0, "rel", 0.05, True),
+    (1.06, 1.0, "rel", 0.05, False),
+    (5.0, 5.6, "<=", None, True),
+    (5.6, 5.6, "<", None, False),
+    (0.3, 0.0, ">", None, True),
+    (-0.5, [-0.65, -0.35], "in", None, True),
+    (-0.7, [-0.65, -0.35], "in", None, False),
+    ([1.0, 9.0], 5.0, "<=", None, False),
+    (float("nan"), 1.0, "<=", None, False),
+    (float("inf"), 1.0, ">=", None, False),
+])
+def test_verdicts(value, target, relation, tol, passed):
+    reg = claims.Registry("p", "smoke")
+    assert reg.check("c", "s", value, target, relation, tol, source="closed form: test").passed is passed
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(relation="approx"), "needs a tolerance"),
+    (dict(relation="~"), "unknown relation"),
+    (dict(relation="in", target=[1, 0]), "needs target"),
+    (dict(source="our own output"), "source must start with"),
+    (dict(tolerance=-1.0, relation="approx"), "non-negative"),
+])
+def test_malformed_claims_raise(kwargs, message):
+    args = dict(claim_id="c", statement="s", value=1.0, target=1.0, relation="==", tolerance=None,
+                source="paper: Table 1") | kwargs
+    with pytest.raises(ValueError, match=message):
+        claims.Registry("p", "smoke").check(**args)
+
+
+def test_claims_json_format(tmp_path):
+    reg = claims.Registry("tyurin2024", "smoke")
+    reg.check("t1", "ok", np.int64(2), 2, "==", source="paper: Table 1")
+    reg.check("t2", "bad", np.array([0.5, np.nan]), 1.0, "<=", source="closed form: bound")
+    reg.check("t3", "dup", 1, 1, "==", source="paper")
+    with pytest.raises(ValueError, match="recorded twice"):
+        reg.check("t3", "dup", 1, 1, "==", source="paper")
+    data = json.loads(reg.save(tmp_path / "claims.json").read_text())
+    assert data["paper"] == "tyurin2024" and data["profile"] == "smoke"
+    assert [c["passed"] for c in data["claims"]] == [True, False, True]
+    assert set(data["claims"][0]) == {"id", "statement", "value", "target", "relation", "tolerance",
+                                      "source", "passed"}
+    assert data["claims"][1]["value"] == [0.5, "nan"]
+    assert "2/3 claims passed" in reg.table()
+
+
+def test_profiles_resolve_and_reject():
+    table = {"smoke": {"n": 10, "gammas": [1.0]}, "default": {"n": 100, "gammas": [1.0, 10.0]},
+             "full": {"n": 1000, "gammas": [1.0]}}
+    cfg = profiles.resolve("default", table, n=None, gammas=[0.5])
+    assert cfg.n == 100 and cfg.gammas == [0.5]
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        profiles.resolve("fast", table)
+    with pytest.raises(ValueError, match="unknown parameter 'm'"):
+        profiles.resolve("smoke", table, m=3)
+    with pytest.raises(TypeError, match="parameter 'n' must be like"):
+        profiles.resolve("smoke", table, n="ten")
+    with pytest.raises(TypeError, match="parameter 'gammas' must be like"):
+        profiles.resolve("smoke", table, gammas=["a"])
+
+
+def test_figure_save_is_atomic_and_carries_provenance(tmp_path):
+    figures.use_style()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    figures.proxy_note(fig, "digits stand in for CIFAR-10")
+    png, pdf = figures.save(fig, "fig1", tmp_path, {"paper": "tyurin2024", "git_commit": "abc123"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fig1.pdf", "fig1.png"]
+    assert json.loads(Image.open(png).text["Description"])["git_commit"] == "abc123"
+    assert pdf.read_bytes().startswith(b"%PDF") and b"git_commit=abc123" in pdf.read_bytes()
+    with pytest.raises(ValueError, match="plain file stem"):
+        figures.save(fig, "../escape", tmp_path)
+    plt.close(fig)

@@ -1,0 +1,158 @@
+"""The runner's contract, on tiny throw-away notebooks (no model code): validation before any run,
+isolation of failures, exit codes, atomic output folders, provenance and summaries."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from paperlib import notebooks as nbs
+from paperlib import reproduce
+
+BODY = """
+import time
+from pathlib import Path
+from paperlib.claims import Registry
+from paperlib.profiles import check_profile
+check_profile(profile)
+reg = Registry("toy", profile)
+if mode == "raise":
+    raise RuntimeError("boom from the toy notebook")
+if mode == "sleep":
+    Path(out_dir, "started").write_text("yes")
+    time.sleep(120)
+reg.check("seed", "the -p seed reached the notebook", seed, expected_seed, "==", source="closed form: identity")
+if mode == "fail":
+    reg.check("one_is_two", "a claim that must fail", 1, 2, "==", source="closed form: arithmetic")
+reg.save(Path(out_dir) / "claims.json")
+"""
+
+
+def _toy_notebook(path: Path, mode: str) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["paperlib"] = {"title": f"Toy ({mode})", "citation": "Nobody, Toy notebook (2026)",
+                               "arxiv": "0000.00000", "profiles": ["smoke", "default", "full"]}
+    params = nbformat.v4.new_code_cell(
+        f'profile = "default"  # smoke | default | full\nout_dir = "output"\nseed: int = 0\n'
+        f'expected_seed: int = 0\nmode = "{mode}"\nlabel: str | None = None\n')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# Toy {mode}"), params, nbformat.v4.new_code_cell(BODY)]
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def toys(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for mode in ("pass", "raise", "sleep", "fail"):
+        _toy_notebook(folder / f"toy_{mode}.ipynb", mode)
+    return folder
+
+
+def _cli(*args, notebooks: Path, **kw):
+    return subprocess.run([sys.executable, "-m", "paperlib", *args, "--notebooks", str(notebooks)],
+                          capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "huge"], "unknown profile 'huge'"),
+    (["--only", "no_such_notebook"], "unknown notebook(s) no_such_notebook"),
+    (["--only", "toy_pass", "-p", "seed", "abc"], "parameter 'seed' expects int"),
+    (["--only", "toy_pass", "-p", "seed", "1.5"], "parameter 'seed' expects int"),
+    (["--only", "toy_pass", "-p", "nonsense", "1"], "unknown parameter 'nonsense'"),
+    (["--only", "toy_pass", "-p", "profile", "smoke"], "set 'profile' with --profile"),
+    (["--jobs", "0"], "--jobs must be at least 1"),
+])
+def test_bad_command_line_is_rejected_before_any_run(toys, tmp_path, args, message):
+    out = tmp_path / "out"
+    proc = _cli("reproduce", "--out", str(out), *args, notebooks=toys)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert not out.exists(), "nothing may run (or be written) when the command line is bad"
+
+
+def test_failures_are_isolated_and_reported(toys, tmp_path):
+    out = tmp_path / "out"
+    results = reproduce.reproduce("smoke", ["toy_raise", "toy_pass", "toy_fail"], out,
+                                  params=[("seed", "3"), ("expected_seed", "3")], notebooks_dir=toys)
+    status = {r.name: r.status for r in results}
+    assert status == {"toy_raise": "error", "toy_pass": "ok", "toy_fail": "claims failed"}
+    assert "boom from the toy notebook" in next(r.message for r in results if r.name == "toy_raise")
+    assert not (out / "toy_raise").exists() and (out / ".failed" / "toy_raise").is_dir()
+    for name in ("toy_pass", "toy_fail"):
+        assert {"claims.json", "run.json", f"{name}.ipynb"} <= {p.name for p in (out / name).iterdir()}
+    run = json.loads((out / "toy_pass" / "run.json").read_text())
+    assert run["profile"] == "smoke" and run["parameters"]["seed"] == 3
+    assert run["wall_time_s"] > 0 and run["budget_s"] == 180 and "jax" in run["packages"]
+    assert run["device"]["backend"] in ("cpu", "gpu", "cuda", "tpu")
+    summary = (out / "README.md").read_text()
+    assert "| [Toy (pass)](toy_pass/) | 1/1 |" in summary and "1/1" in summary and "1/2" in summary
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_exit_code_is_nonzero_when_a_notebook_fails(toys, tmp_path):
+    out = tmp_path / "out"
+    ok = _cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "toy_pass", notebooks=toys)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "[ok] toy_pass: 1/1 claims" in ok.stdout
+    bad = _cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "toy_pass", "toy_raise",
+               "--jobs", "2", notebooks=toys)
+    assert bad.returncode == 1
+    assert "[error] toy_raise" in bad.stdout and "[ok] toy_pass" in bad.stdout
+
+
+def test_crashed_run_keeps_previous_results(toys, tmp_path):
+    out = tmp_path / "out"
+    previous = out / "toy_raise"
+    previous.mkdir(parents=True)
+    (previous / "fig1.png").write_bytes(b"previous figure")
+    reproduce.reproduce("smoke", ["toy_raise"], out, notebooks_dir=toys)
+    assert (previous / "fig1.png").read_bytes() == b"previous figure"
+
+
+def test_interrupted_run_keeps_previous_results(toys, tmp_path):
+    out = tmp_path / "out"
+    previous = out / "toy_sleep"
+    previous.mkdir(parents=True)
+    (previous / "claims.json").write_text("previous")
+    proc = subprocess.Popen([sys.executable, "-m", "paperlib", "reproduce", "--profile", "smoke",
+                             "--out", str(out), "--only", "toy_sleep", "--notebooks", str(toys)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while not list(out.glob(".tmp-toy_sleep-*/started")) and time.time() < deadline:
+        time.sleep(0.2)
+    assert time.time() < deadline, "the toy notebook never started"
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert (previous / "claims.json").read_text() == "previous"
+    assert not list(out.glob(".tmp-*")), "an interrupted run must clean its temporary folder"
+
+
+def test_list_shows_citation_and_parameters(toys):
+    proc = _cli("list", notebooks=toys)
+    assert proc.returncode == 0
+    assert "toy_pass" in proc.stdout and "Nobody, Toy notebook (2026)" in proc.stdout
+    assert "seed=0" in proc.stdout
+
+
+def test_parameter_types_come_from_annotations_and_defaults():
+    knobs = nbs.parse_parameters('profile = "x"  # which\nseed: int = 0\nsteps: int | None = None\n'
+                                 'gammas: list[float] | None = None\nrate = 0.5\nanything = None\n')
+    assert knobs["profile"].help == "which"
+    assert nbs.parse_value(knobs["steps"], "None") is None
+    assert nbs.parse_value(knobs["steps"], "7") == 7
+    assert nbs.parse_value(knobs["gammas"], "[0.1, 1]") == [0.1, 1]
+    assert nbs.parse_value(knobs["rate"], "2") == 2  # an int is a fine float
+    assert nbs.parse_value(knobs["anything"], "word") == "word"
+    for knob, text in [("seed", "True"), ("steps", "2.5"), ("gammas", "3"), ("rate", "fast")]:
+        with pytest.raises(ValueError, match=f"parameter '{knob}' expects"):
+            nbs.parse_value(knobs[knob], text)
