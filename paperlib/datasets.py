@@ -1,0 +1,87 @@
+"""Small offline binary-classification datasets, returned as numpy float64 ``(A, y)`` with y in {-1, +1}.
+
+They stand in for image datasets that cannot be downloaded here (CIFAR-10, FashionMNIST, EuroSAT,
+MNIST): sklearn's bundled 8x8 digits for real quantised-pixel data, and a planted-margin Gaussian
+generator whose margin and shape (n, d) can be set to mimic the paper's 2-class subsets.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+from sklearn.datasets import load_digits
+
+
+def _digits_subset(a: int, b: int, scale: float):
+    if a == b or not {a, b} <= set(range(10)):
+        raise ValueError(f"need two different digits in 0..9, got a={a}, b={b}")
+    X, target = load_digits(return_X_y=True)
+    keep = (target == a) | (target == b)
+    return X[keep].astype(np.float64) / scale, np.where(target[keep] == a, 1.0, -1.0)
+
+
+def digits_pair(a: int, b: int, scale: float = 16.0) -> tuple[np.ndarray, np.ndarray]:
+    """Digit a (label +1) vs digit b (label -1) from sklearn's 8x8 digits, pixels divided by ``scale``.
+
+    Proxy for the paper's balanced 2-class image subsets (e.g. 3 vs 8: n = 357, d = 64).
+    """
+    return _digits_subset(a, b, scale)
+
+
+def digits_imbalanced_pair(
+    a: int, b: int, keep_fraction: float, key_or_seed, scale: float = 16.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``digits_pair(a, b)`` keeping a random ``keep_fraction`` of class b (at least one sample).
+
+    Proxy for the paper's imbalanced datasets (Fig. 7, Table 1), whose construction is not given in
+    the main text. ``key_or_seed`` is an int seed (numpy) or a JAX PRNG key; the result is
+    deterministic given it, and the original sample order is kept.
+    """
+    if not 0.0 < keep_fraction <= 1.0:
+        raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
+    A, y = _digits_subset(a, b, scale)
+    idx_b = np.flatnonzero(y < 0)
+    k = max(1, int(round(keep_fraction * idx_b.size)))
+    if isinstance(key_or_seed, (int, np.integer)):
+        perm = np.random.default_rng(int(key_or_seed)).permutation(idx_b.size)
+    else:
+        perm = np.asarray(jax.random.permutation(key_or_seed, idx_b.size))
+    keep = np.sort(np.concatenate([np.flatnonzero(y > 0), idx_b[perm[:k]]]))
+    return A[keep], y[keep]
+
+
+def planted_margin(n: int, d: int, margin: float, seed: int, offset: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian data with a planted separating direction and margin at least ``margin``.
+
+    x ~ N(0, I/d) (so ||x|| is about 1), w* a random unit vector, samples with |w*.x| < margin rejected,
+    y = sign(w*.x); hence mu >= margin. ``offset`` > 0 adds one shared vector of that norm, orthogonal
+    to w*, to every sample: labels and margins are unchanged, but like image pixels (non-negative, with a
+    large common mean) the data become ill-conditioned and GD slow. Stand-in for the paper's 5,000-sample
+    image sets at their dimension (d = 3072 for CIFAR-10, 784 for (Fashion)MNIST). Rejection is done in
+    vectorised batches.
+    """
+    if n < 1 or d < 2 or margin < 0 or offset < 0:
+        raise ValueError(f"need n >= 1, d >= 2, margin >= 0, offset >= 0; got n={n}, d={d}, "
+                         f"margin={margin}, offset={offset}")
+    accept = math.erfc(margin * math.sqrt(d / 2.0))  # P(|N(0, 1/d)| >= margin)
+    if accept < 1e-6:
+        raise ValueError(f"margin {margin} is too large for d={d}: acceptance rate {accept:.2e}")
+    rng = np.random.default_rng(seed)
+    w_star = rng.standard_normal(d)
+    w_star /= np.linalg.norm(w_star)
+    max_rows = max(1, 2**24 // d)  # keep each batch at most ~128 MB
+    chunks, have = [], 0
+    while have < n:
+        rows = min(max_rows, int(1.1 * (n - have) / accept) + 16)
+        X = rng.standard_normal((rows, d)) / math.sqrt(d)
+        X = X[np.abs(X @ w_star) >= margin]
+        chunks.append(X)
+        have += X.shape[0]
+    A = np.concatenate(chunks)[:n]
+    y = np.where(A @ w_star > 0, 1.0, -1.0)
+    shared = rng.standard_normal(d)
+    shared -= (shared @ w_star) * w_star
+    return A + offset * shared / np.linalg.norm(shared), y
