@@ -19,6 +19,7 @@ from paperlib._atomic import atomic_write_bytes
 
 STYLE = {
     "figure.dpi": 110,
+    "figure.constrained_layout.use": True,
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
     "font.size": 9,
@@ -44,8 +45,11 @@ def use_style() -> None:
 
 
 def proxy_note(fig: plt.Figure, text: str) -> None:
-    """Stamp a visible 'proxy' label under a figure whose data stands in for the paper's."""
-    fig.text(0.5, -0.02, f"Proxy: {text}", ha="center", va="top", fontsize=7.5,
+    """Stamp a visible 'proxy' label under everything else in a figure whose data stand in for the
+    paper's. Call it once the axes are complete (it measures where their labels end)."""
+    fig.canvas.draw()
+    bottom = fig.get_tightbbox().y0 / fig.get_figheight()  # inches -> figure fraction
+    fig.text(0.5, bottom - 0.01, f"Proxy: {text}", ha="center", va="top", fontsize=7.5,
              style="italic", color="0.3", wrap=True)
 
 
