@@ -1,0 +1,185 @@
+"""Shared numerical linear algebra for curvature: Hessian-vector products, exact Hessians and
+Gauss-Newton matrices for small models, power iteration, Lanczos (full re-orthogonalisation) with
+Ritz values and quadrature weights, and Hutchinson trace estimation with a standard error.
+
+Conventions. Parameters are one flat vector ``theta`` of shape (p,); a loss is a callable
+``loss(theta) -> scalar`` and a model is ``f(theta, x) -> output`` for one sample ``x`` (a scalar or a
+vector of k outputs). A *matvec* is any callable ``v -> A v`` for a symmetric (p, p) operator A.
+Every routine runs in the dtype of its inputs; curvature checks want ``jax_enable_x64``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_HI = lax.Precision.HIGHEST
+
+
+# ------------------------------------------------------------------------- curvature operators
+
+
+def hvp(loss: Callable, theta, v):
+    """Hessian-vector product H(theta) v by forward-over-reverse differentiation (jvp of grad)."""
+    return jax.jvp(jax.grad(loss), (theta,), (v,))[1]
+
+
+def hvp_operator(loss: Callable, theta) -> Callable:
+    """The jitted matvec v -> H(theta) v at a fixed point theta."""
+    grad = jax.grad(loss)
+    return jax.jit(lambda v: jax.jvp(grad, (theta,), (v,))[1])
+
+
+def hessian(loss: Callable, theta):
+    """Dense Hessian (p, p) of ``loss`` at theta (small models only)."""
+    return jax.hessian(loss)(theta)
+
+
+def output_jacobian(f: Callable, theta, X):
+    """Per-sample output Jacobians J with rows d f(theta, x_i) / d theta: shape (n, p) for scalar
+    outputs, (n, k, p) for k outputs."""
+    return jax.vmap(jax.jacrev(f), in_axes=(None, 0))(theta, X)
+
+
+def gauss_newton(J):
+    """Gauss-Newton matrix G = (1/n) sum_i J_i^T J_i of the loss (1/2n) sum_i ||f(x_i) - y_i||^2;
+    J is (n, p) or (n, k, p). Equals the Hessian at an interpolating minimum."""
+    n = J.shape[0]
+    J = J.reshape(-1, J.shape[-1])
+    return jnp.matmul(J.T, J, precision=_HI) / n
+
+
+def gram(J):
+    """The (n, n) kernel K = J J^T / n (k = 1) or (nk, nk) for k outputs; its nonzero spectrum equals
+    that of :func:`gauss_newton`, so sharpness measures come from it exactly when n << p."""
+    n = J.shape[0]
+    J = J.reshape(-1, J.shape[-1])
+    return jnp.matmul(J, J.T, precision=_HI) / n
+
+
+class Sharpness(NamedTuple):
+    """Trace, Frobenius norm and largest eigenvalue of a PSD curvature matrix."""
+
+    trace: jax.Array
+    frobenius: jax.Array
+    lambda_max: jax.Array
+
+
+def sharpness(A) -> Sharpness:
+    """Exact Tr A, ||A||_F and lambda_max(A) of a symmetric PSD matrix (e.g. :func:`gram`)."""
+    eig = jnp.linalg.eigvalsh(A)
+    return Sharpness(jnp.sum(eig), jnp.sqrt(jnp.sum(eig**2)), eig[-1])
+
+
+# ------------------------------------------------------------------------- iterative eigen-solvers
+
+
+class PowerResult(NamedTuple):
+    eigenvalue: jax.Array  # Rayleigh quotient at the last iterate
+    vector: jax.Array  # unit vector
+    residual: jax.Array  # ||A v - lambda v||
+    iterations: jax.Array
+
+
+def power_iteration(matvec: Callable, v0, max_iters: int = 1000, tol: float = 1e-10) -> PowerResult:
+    """Power iteration for the eigenvalue of largest magnitude; stops when ||Av - lambda v|| <=
+    tol * |lambda| or after ``max_iters`` products. Jit-able (``lax.while_loop``)."""
+    if max_iters < 1:
+        raise ValueError(f"max_iters must be >= 1, got {max_iters}")
+    v0 = v0 / jnp.linalg.norm(v0)
+
+    def step(state):
+        v, _, _, it = state
+        w = matvec(v)
+        lam = jnp.vdot(v, w)
+        res = jnp.linalg.norm(w - lam * v)
+        return w / jnp.linalg.norm(w), lam, res, it + 1
+
+    def keep_going(state):
+        _, lam, res, it = state
+        return (it < max_iters) & (res > tol * jnp.abs(lam))
+
+    zero = jnp.zeros((), v0.dtype)
+    v, lam, res, it = lax.while_loop(keep_going, step, step((v0, zero, zero, 0)))
+    return PowerResult(lam, v, res, it)
+
+
+class LanczosResult(NamedTuple):
+    alphas: jax.Array  # (m,) diagonal of the tridiagonal T
+    betas: jax.Array  # (m - 1,) off-diagonal of T
+    basis: jax.Array  # (m, p) orthonormal Lanczos vectors
+
+
+def lanczos(matvec: Callable, v0, num_steps: int) -> LanczosResult:
+    """m = ``num_steps`` Lanczos steps with full re-orthogonalisation (two Gram-Schmidt passes) so
+    that Q Q^T = I to round-off; Q A Q^T = T. Requires m <= p."""
+    p = v0.shape[0]
+    if not 1 <= num_steps <= p:
+        raise ValueError(f"num_steps must be in [1, p={p}], got {num_steps}")
+    Q = jnp.zeros((num_steps, p), v0.dtype).at[0].set(v0 / jnp.linalg.norm(v0))
+
+    def body(j, carry):
+        Q, alphas, betas = carry
+        w = matvec(Q[j])
+        alpha = jnp.vdot(Q[j], w)
+        mask = (jnp.arange(num_steps) <= j)[:, None]
+        for _ in range(2):  # full re-orthogonalisation against every previous vector
+            w = w - (mask * Q).T @ ((mask * Q) @ w)
+        beta = jnp.linalg.norm(w)
+        safe = jnp.where(beta > 0, beta, 1.0)
+        Q = lax.cond(j + 1 < num_steps, lambda Q: Q.at[j + 1].set(w / safe), lambda Q: Q, Q)
+        return Q, alphas.at[j].set(alpha), betas.at[j].set(beta)
+
+    init = (Q, jnp.zeros(num_steps, v0.dtype), jnp.zeros(num_steps, v0.dtype))
+    Q, alphas, betas = lax.fori_loop(0, num_steps, body, init)
+    return LanczosResult(alphas, betas[:-1], Q)
+
+
+def tridiagonal(alphas, betas):
+    """The symmetric tridiagonal matrix with diagonal ``alphas`` and off-diagonal ``betas``."""
+    return jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
+
+
+class Ritz(NamedTuple):
+    nodes: jax.Array  # Ritz values, ascending
+    weights: jax.Array  # squared first components of T's eigenvectors (Gauss quadrature weights)
+
+
+def ritz(result: LanczosResult) -> Ritz:
+    """Ritz values and Gauss-quadrature weights of a Lanczos run (the building block of stochastic
+    Lanczos quadrature: sum_k w_k g(nodes_k) approximates v0^T g(A) v0 / ||v0||^2)."""
+    eig, vec = jnp.linalg.eigh(tridiagonal(result.alphas, result.betas))
+    return Ritz(eig, vec[0] ** 2)
+
+
+def lanczos_top_eigenvalues(matvec: Callable, v0, num_steps: int, k: int = 1):
+    """The k largest Ritz values after ``num_steps`` Lanczos steps, descending."""
+    return ritz(lanczos(matvec, v0, num_steps)).nodes[::-1][:k]
+
+
+# ------------------------------------------------------------------------- stochastic trace
+
+
+class TraceEstimate(NamedTuple):
+    mean: jax.Array
+    stderr: jax.Array  # sample standard deviation / sqrt(num_probes)
+    samples: jax.Array  # (num_probes,) the per-probe values z^T A z
+
+
+def hutchinson_trace(matvec: Callable, dim: int, key, num_probes: int,
+                     distribution: str = "rademacher") -> TraceEstimate:
+    """Hutchinson's estimator Tr A ~ mean_k z_k^T A z_k with Rademacher or Gaussian probes; for
+    Rademacher probes Var(z^T A z) = 2 (||A||_F^2 - sum_i A_ii^2)."""
+    if num_probes < 2:
+        raise ValueError(f"num_probes must be >= 2 for a standard error, got {num_probes}")
+    if distribution == "rademacher":
+        Z = jax.random.rademacher(key, (num_probes, dim)).astype(jnp.result_type(float))
+    elif distribution == "gaussian":
+        Z = jax.random.normal(key, (num_probes, dim))
+    else:
+        raise ValueError(f"distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
+    samples = jax.vmap(lambda z: jnp.vdot(z, matvec(z)))(Z)
+    return TraceEstimate(samples.mean(), samples.std(ddof=1) / jnp.sqrt(num_probes), samples)
