@@ -226,6 +226,31 @@ def test_trained_gaussian_equals_linear_map_of_the_prior():
     assert np.max(np.abs(g0.cov)) < 1e-10 and np.allclose(g0.mean, y, atol=1e-10)
 
 
+def test_linearised_split_is_the_trained_taylor_model_and_its_prior_part_is_odd():
+    # independent route: GD on the first-order Taylor model f0 + J (theta - theta0), J by jax.jvp
+    widths, lr, steps = [2, 16, 16, 16, 1], 1.0, 40
+    p0 = ntk.init_params(jax.random.key(21), widths)
+    x = ntk.circle(jnp.array([-2.5, -1.0, 0.5, 2.0]))
+    y = x[:, 0] * x[:, 1]
+    xt = ntk.circle(jnp.array([np.pi, 0.2]))
+    f_lin = lambda d, xx: jax.jvp(lambda q: ntk.apply(q, xx)[:, 0], (p0,), (d,))[1] + ntk.apply(p0, xx)[:, 0]
+    cost = lambda d: 0.5 * jnp.mean((f_lin(d, x) - y) ** 2)
+    d = jax.tree_util.tree_map(jnp.zeros_like, p0)
+    for _ in range(steps):
+        d = jax.tree_util.tree_map(lambda a, g: a - lr * g, d, jax.grad(cost)(d))
+    th = ntk.empirical_ntk(p0, jnp.concatenate([x, xt]))
+    f0 = ntk.apply(p0, jnp.concatenate([x, xt]))[:, 0]
+    split = ntk.linearised_split(th[:4, :4], th[4:, :4], f0[:4], f0[4:], y, lr=lr, steps=steps)
+    np.testing.assert_allclose(split.kernel_part + split.prior_part, f_lin(d, xt), atol=1e-12)
+    # negating the last layer: same NTK, f0 -> -f0, so the prior part flips sign exactly
+    p1 = p0[:-1] + [(-p0[-1][0], -p0[-1][1])]
+    th1 = ntk.empirical_ntk(p1, jnp.concatenate([x, xt]))
+    np.testing.assert_allclose(th1, th, atol=1e-14)
+    split1 = ntk.linearised_split(th1[:4, :4], th1[4:, :4], -f0[:4], -f0[4:], y, lr=lr, steps=steps)
+    np.testing.assert_allclose(split1.prior_part, -split.prior_part, atol=1e-14)
+    np.testing.assert_allclose(split1.kernel_part, split.kernel_part, atol=1e-14)
+
+
 def test_circulant_spectrum_and_rank():
     x = ntk.circle(2 * np.pi * np.arange(32) / 32)
     gram = np.asarray(ntk.kernels(x, depth=3).ntk)
