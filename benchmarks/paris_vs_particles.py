@@ -13,7 +13,7 @@ in a subprocess of this script (`--worker`, numpy + particles only; the data tra
 
     python3 -m venv /tmp/particles-venv
     /tmp/particles-venv/bin/pip install "particles==0.4" "numpy<2"
-    /tmp/probe-venv/bin/python benchmarks/paris_vs_particles.py \
+    .venv/bin/python benchmarks/paris_vs_particles.py \
         --particles-python /tmp/particles-venv/bin/python --out /tmp/paris_vs_particles.json
 
 It takes ~10 minutes of CPU, almost all of it in `particles` (a Python loop over particles with
