@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from jax import lax
 from jax.scipy.special import gammainc, gammaincc, gammaln
-from scipy import integrate, linalg, special
+from scipy import integrate, linalg, optimize, special
 
 KINDS = ("I", "II")
 _CF_SWITCH = 20.0  # z above which Q(a, z) e^z uses the continued fraction
@@ -509,6 +509,42 @@ def _initial_state_covariance(gammas, kind):
     return P0
 
 
+def _euler_riccati(M, v, dt, num_steps, obs_std):
+    """Backward Riccati recursion of the Euler bridge's control problem (cost 1/2 u^2 dt per step plus
+    X_n^2 / (2 obs_std^2)). Returns (P_0, feedback gains G_i with optimal u_i = -G_i Z_i, noise cost)."""
+    B = v * dt
+    P = np.zeros_like(M)
+    P[0, 0] = 1.0 / obs_std**2
+    noise_cost, gains = 0.0, []
+    for _ in range(num_steps):
+        noise_cost += 0.5 * dt * v @ P @ v
+        MPB = M.T @ P @ B
+        gains.append(MPB / (dt + B @ P @ B))
+        P = M.T @ P @ M - np.outer(MPB, MPB) / (dt + B @ P @ B)
+    return P, gains[::-1], noise_cost
+
+
+def euler_bridge_optimal_law(gammas, omega, theta: float, kind: str, dt: float, num_steps: int, obs_std: float):
+    """Posterior law of the Euler bridge under the best shared control (the LQR optimum of
+    ``euler_bridge_optimum``): Z_{i+1} = (M - dt v G_i) Z_i + v dW_i is zero-mean Gaussian.
+
+    Returns (std of X at steps 0..num_steps, ELBO of that law computed forward from its covariance:
+    E[log N(0; X_n, obs_std^2)] - sum_i 1/2 dt G_i S_i G_i^T). This is the target a trained shared control
+    can reach at this dt; it differs from the continuous conditioned std (``conditioned_std``)."""
+    _check_kind(kind)
+    M, v = _augmented_euler_matrices(gammas, omega, theta, dt)
+    _, gains, _ = _euler_riccati(M, v, dt, num_steps, obs_std)
+    S = _initial_state_covariance(gammas, kind)
+    var_x, kl = [S[0, 0]], 0.0
+    for G in gains:
+        kl += 0.5 * dt * G @ S @ G
+        closed = M - dt * np.outer(v, G)
+        S = closed @ S @ closed.T + np.outer(v, v) * dt
+        var_x.append(S[0, 0])
+    loglik = -0.5 * S[0, 0] / obs_std**2 - 0.5 * np.log(2 * np.pi * obs_std**2)
+    return np.sqrt(np.asarray(var_x)), loglik - kl
+
+
 def euler_bridge_optimum(gammas, omega, theta: float, kind: str, dt: float, num_steps: int, obs_std: float):
     """Best ELBO any shared control can reach in the Euler-discretised bridge, and the Euler prior's log p.
 
@@ -520,14 +556,7 @@ def euler_bridge_optimum(gammas, omega, theta: float, kind: str, dt: float, num_
     """
     _check_kind(kind)
     M, v = _augmented_euler_matrices(gammas, omega, theta, dt)
-    B = v * dt
-    P = np.zeros_like(M)
-    P[0, 0] = 1.0 / obs_std**2
-    noise_cost = 0.0
-    for _ in range(num_steps):
-        noise_cost += 0.5 * dt * v @ P @ v
-        MPB = M.T @ P @ B
-        P = M.T @ P @ M - np.outer(MPB, MPB) / (dt + B @ P @ B)
+    P, _, noise_cost = _euler_riccati(M, v, dt, num_steps, obs_std)
     P0 = _initial_state_covariance(gammas, kind)
     best = -(0.5 * np.trace(P @ P0) + noise_cost) - 0.5 * np.log(2 * np.pi * obs_std**2)
     S = P0
@@ -544,12 +573,13 @@ def stationary_fou_covariance(lags, H, theta) -> np.ndarray:
     _check_positive("theta", theta)
     pref = special.gamma(2 * H + 1) * np.sin(np.pi * H) / np.pi
     f = lambda x: x ** (1 - 2 * H) / (theta**2 + x**2)  # noqa: E731
+    unique, inverse = np.unique(np.abs(np.asarray(lags, dtype=np.float64)).ravel(), return_inverse=True)
     out = []
-    for tau in np.abs(np.asarray(lags, dtype=np.float64)).ravel():
+    for tau in unique:
         head = integrate.quad(lambda x: np.cos(tau * x) * f(x), 0.0, 1.0, limit=200)[0]
         tail = integrate.quad(f, 1.0, np.inf, weight="cos", wvar=tau)[0] if tau > 0 else integrate.quad(f, 1.0, np.inf)[0]
         out.append(pref * (head + tail))
-    return np.asarray(out).reshape(np.shape(lags))
+    return np.asarray(out)[inverse].reshape(np.shape(lags))
 
 
 def conditioned_std(cov, obs_index: int, obs_var: float, pin_index: int | None = None, nugget: float = 1e-7):
@@ -668,17 +698,35 @@ def bridge_paths(params, key, setup: BridgeSetup, num_paths: int) -> Paths:
 def bridge_elbo_terms(params, key, setup: BridgeSetup, num_paths: int):
     """Per-path log-likelihood log N(0; X(t_end), obs_std^2) and path KL; ELBO = loglik - KL."""
     paths = bridge_paths(params, key, setup, num_paths)
+    return bridge_log_likelihood(paths, setup), paths.kl
+
+
+def bridge_log_likelihood(paths: Paths, setup: BridgeSetup):
+    """Per-path log N(0; X(t_end), obs_std^2) of simulated bridge paths."""
     x_end = paths.x[:, -1, 0]
-    loglik = -0.5 * (x_end / setup.obs_std) ** 2 - 0.5 * jnp.log(2 * jnp.pi * setup.obs_std**2)
-    return loglik, paths.kl
+    return -0.5 * (x_end / setup.obs_std) ** 2 - 0.5 * jnp.log(2 * jnp.pi * setup.obs_std**2)
 
 
 def train_bridge(key, setup: BridgeSetup, hidden: list[int], num_steps: int, batch: int, learning_rate: float):
     """Fit the control network by maximising the Monte-Carlo ELBO (official: Adam 1e-3, batch 32, 2000
     steps; ``learning_rate`` here is the start of a cosine decay). Returns (params, losses)."""
     check_euler_step(setup.gammas, setup.dt)
+    static = setup._replace(gammas=_as_tuple(setup.gammas), omega=None, theta=None)
+    return _train_bridge(key, jnp.asarray(setup.omega), jnp.asarray(setup.theta, dtype=float), static, tuple(hidden),
+                         num_steps, batch, learning_rate)
+
+
+def _as_tuple(gammas):
+    """Hashable copy of a gamma grid, so that one compiled training loop serves every call."""
+    return tuple(float(g) for g in np.asarray(gammas, dtype=np.float64).ravel())
+
+
+@partial(jax.jit, static_argnames=("static", "hidden", "num_steps", "batch", "learning_rate"))
+def _train_bridge(key, omega, theta, static, hidden, num_steps, batch, learning_rate):
+    """``train_bridge`` compiled once per static setup (omega and theta are traced, so Fig. 2's panels share it)."""
+    setup = static._replace(gammas=jnp.asarray(static.gammas), omega=omega, theta=theta)
     k_init, k_fit = jax.random.split(key)
-    params = bridge_control_init(k_init, int(np.size(setup.gammas)), hidden)
+    params = bridge_control_init(k_init, len(static.gammas), list(hidden))
 
     def loss(p, k):
         loglik, kl = bridge_elbo_terms(p, k, setup, batch)
@@ -766,9 +814,16 @@ def train_hurst(key, data, setup: HurstSetup, hidden: list[int], num_steps: int,
 
     Returns (params, losses)."""
     check_euler_step(setup.gammas, setup.dt)
+    return _train_hurst(key, jnp.asarray(data), setup._replace(gammas=_as_tuple(setup.gammas)), tuple(hidden),
+                        num_steps, batch, learning_rate)
+
+
+@partial(jax.jit, static_argnames=("static", "hidden", "num_steps", "batch", "learning_rate"))
+def _train_hurst(key, data, static, hidden, num_steps, batch, learning_rate):
+    """``train_hurst`` compiled once per static setup (the data are traced, so every true H shares it)."""
+    setup = static._replace(gammas=jnp.asarray(static.gammas))
     k_init, k_fit = jax.random.split(key)
-    params = hurst_init(k_init, int(np.size(setup.gammas)), hidden)
-    data = jnp.asarray(data)
+    params = hurst_init(k_init, len(static.gammas), list(hidden))
 
     def loss(p, k):
         k_idx, k_sim = jax.random.split(k)
@@ -777,3 +832,36 @@ def train_hurst(key, data, setup: HurstSetup, hidden: list[int], num_steps: int,
         return jnp.mean(per_seq) / data.shape[1]
 
     return fit(loss, params, k_fit, num_steps, learning_rate)
+
+
+def best_hurst_elbo(data, H, sigma, setup: HurstSetup):
+    """Best ELBO (summed over sequences) that any shared control reaches in the Euler model of
+    ``hurst_negative_elbo`` for fixed (H, sigma): a discrete LQR tracking problem with cost 1/2 u^2 dt per
+    step and (X - y_m)^2 / (2 obs_std^2) at the observations. V_i(Z) = 1/2 Z'PZ - q'Z + c; P is shared by
+    all sequences, q and c are per sequence. Independent of the network and of the Monte-Carlo ELBO."""
+    _check_kind(setup.kind)
+    data = np.asarray(data, dtype=np.float64)
+    w = np.asarray(optimal_omega(setup.gammas, H, setup.T_omega, setup.kind))
+    M, v = _augmented_euler_matrices(setup.gammas, sigma * w, setup.theta, setup.dt)
+    B, dt, s2 = v * setup.dt, setup.dt, setup.obs_std**2
+    P, q, c = np.zeros_like(M), np.zeros((M.shape[0], data.shape[0])), np.zeros(data.shape[0])
+    for i in range(data.shape[1] * setup.every, 0, -1):
+        if i % setup.every == 0:
+            y = data[:, i // setup.every - 1]
+            P[0, 0] += 1.0 / s2
+            q[0] += y / s2
+            c += 0.5 * y**2 / s2
+        D, MPB, Bq = dt + B @ P @ B, M.T @ P @ B, B @ q
+        c = c + 0.5 * dt * v @ P @ v - 0.5 * Bq**2 / D
+        q = M.T @ q - np.outer(MPB, Bq) / D
+        P = M.T @ P @ M - np.outer(MPB, MPB) / D
+    P0 = _initial_state_covariance(setup.gammas, setup.kind)
+    return float(np.sum(-(0.5 * np.trace(P @ P0) + c)) - 0.5 * data.size * np.log(2 * np.pi * s2))
+
+
+def elbo_optimal_hurst(data, setup: HurstSetup):
+    """(H, sigma) maximising ``best_hurst_elbo``: what ELBO training with a perfect shared control would
+    learn at this dt (Nelder-Mead over (logit H, log sigma) from (0.5, 1))."""
+    objective = lambda p: -best_hurst_elbo(data, 1.0 / (1.0 + np.exp(-p[0])), np.exp(p[1]), setup)  # noqa: E731
+    res = optimize.minimize(objective, np.zeros(2), method="Nelder-Mead", options=dict(xatol=1e-4, fatol=1e-6))
+    return 1.0 / (1.0 + np.exp(-res.x[0])), float(np.exp(res.x[1]))

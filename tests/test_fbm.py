@@ -315,6 +315,44 @@ def test_euler_bridge_optimum():
     assert gaps[0] > gaps[1] > gaps[2] and gaps[2] < 0.03
 
 
+def test_euler_bridge_optimal_law():
+    """The forward covariance of the LQR-optimal Euler posterior reproduces the Riccati value (two routes
+    to the same ELBO), and in the BM case its std at t = 1 tends to the closed form sqrt(1 - 1/(2 + s^2))."""
+    g = fbm.gamma_grid(5, gamma_max=20.0)
+    for H, theta in ((0.3, 0.0), (0.8, 1.0)):
+        w = np.asarray(fbm.optimal_omega(g, H, 6.0, "I"))
+        std, elbo = fbm.euler_bridge_optimal_law(g, w, theta, "I", 0.01, 200, 0.1)
+        assert elbo == pytest.approx(fbm.euler_bridge_optimum(g, w, theta, "I", 0.01, 200, 0.1)[0], abs=1e-10)
+        assert std.shape == (201,) and std[0] == 0.0
+        assert std[-1] >= abs(w.sum()) * np.sqrt(0.01) * (1 - 1e-12)  # a shared control cannot remove the last step's noise
+    exact = np.sqrt(1.0 - 1.0 / 2.01)
+    errs = [abs(fbm.euler_bridge_optimal_law([0.0], [1.0], 0.0, "II", dt, int(round(2 / dt)), 0.1)[0][int(round(1 / dt))] - exact)
+            for dt in (0.01, 0.002)]
+    assert errs[1] < errs[0] < 0.005
+
+
+def test_best_hurst_elbo_single_end_observation():
+    """One observation y at t = 2: y = 0 reproduces the bridge's Riccati optimum; any y stays below the
+    Euler prior's exact log N(y; 0, Var X_n + s^2)."""
+    g = fbm.gamma_grid(5, gamma_max=20.0)
+    setup = fbm.HurstSetup(jnp.asarray(g), "I", 6.0, 0.7, 0.01, 200, 0.1)
+    w = np.asarray(fbm.optimal_omega(g, 0.3, 6.0, "I"))
+    best0, logp0 = fbm.euler_bridge_optimum(g, w, 0.7, "I", 0.01, 200, 0.1)
+    assert fbm.best_hurst_elbo(np.zeros((1, 1)), 0.3, 1.0, setup) == pytest.approx(best0, abs=1e-10)
+    total_var = np.exp(-2.0 * logp0) / (2 * np.pi)
+    for y in (0.5, 2.0):
+        logp = logp0 - 0.5 * y**2 / total_var
+        assert fbm.best_hurst_elbo(np.array([[y]]), 0.3, 1.0, setup) < logp
+    two = fbm.best_hurst_elbo(np.array([[0.5], [2.0]]), 0.3, 1.0, setup)
+    assert two == pytest.approx(sum(fbm.best_hurst_elbo(np.array([[y]]), 0.3, 1.0, setup) for y in (0.5, 2.0)), rel=1e-12)
+
+
+def test_stationary_fou_covariance_repeated_lags():
+    lags = np.array([[0.0, 0.4], [-0.4, 0.0]])
+    np.testing.assert_allclose(fbm.stationary_fou_covariance(lags, 0.7, 1.0),
+                               fbm.stationary_fou_covariance(np.array([0.0, 0.4, 0.4, 0.0]), 0.7, 1.0).reshape(2, 2), rtol=1e-14)
+
+
 def test_stationary_fou_covariance_brownian_case():
     lags = np.array([0.0, 0.3, 1.7])
     np.testing.assert_allclose(fbm.stationary_fou_covariance(lags, 0.5, 2.0), np.exp(-2.0 * lags) / 4.0, rtol=1e-7)
