@@ -10,7 +10,7 @@ import pytest
 from scipy import integrate, special
 from scipy.integrate import solve_ivp
 
-from paperlib import ntk
+from paperlib import ntk, stats
 
 jax.config.update("jax_enable_x64", True)
 
@@ -124,9 +124,9 @@ def test_monte_carlo_two_layer_kernels_are_unbiased_at_any_width():
     k = ntk.kernels(x, depth=2, beta=0.1)
     f, th = ntk.init_ensemble(jax.random.split(jax.random.key(5), 4000), x, widths=(2, 32, 1), batch_size=500)
     f, th = np.asarray(f), np.asarray(th)
-    m, se = ntk.mean_and_se(f[:, :, None] * f[:, None, :])
+    m, se = stats.mean_and_se(f[:, :, None] * f[:, None, :])
     assert np.all(np.abs(m - k.nngp) < 4 * se)
-    m, se = ntk.mean_and_se(th)
+    m, se = stats.mean_and_se(th)
     assert np.all(np.abs(m - k.ntk) < 4 * se)
 
 
@@ -134,7 +134,7 @@ def test_monte_carlo_deep_wide_ntk():
     x = ntk.circle(jnp.array([0.0, 1.5]))
     k = ntk.kernels(x, depth=3, beta=0.1)
     _, th = ntk.init_ensemble(jax.random.split(jax.random.key(6), 200), x, widths=(2, 256, 256, 1), batch_size=50)
-    m, se = ntk.mean_and_se(np.asarray(th))
+    m, se = stats.mean_and_se(np.asarray(th))
     assert np.all(np.abs(m - k.ntk) < 4 * se)
 
 
@@ -287,9 +287,9 @@ def test_ensemble_matches_single_networks_and_shifted_targets():
 
 
 def test_statistics_helpers():
-    assert ntk.loglog_slope([1, 2, 4, 8], [3, 1.5, 0.75, 0.375]) == pytest.approx(-1.0)
+    assert stats.loglog_slope([1, 2, 4, 8], [3, 1.5, 0.75, 0.375]) == pytest.approx(-1.0)
     s = np.random.default_rng(1).normal(size=20000)
-    v, se = ntk.variance_and_se(s)
+    v, se = stats.variance_and_se(s)
     assert v == pytest.approx(np.var(s, ddof=1)) and se == pytest.approx(math.sqrt(2 / 20000), rel=0.05)
     with pytest.raises(ValueError):
         ntk.nonlinearity("gelu")
