@@ -1,8 +1,9 @@
-"""Small offline binary-classification datasets, returned as numpy float64 ``(A, y)`` with y in {-1, +1}.
+"""Small offline datasets that stand in for image data that cannot be downloaded here.
 
-They stand in for image datasets that cannot be downloaded here (CIFAR-10, FashionMNIST, EuroSAT,
-MNIST): sklearn's bundled 8x8 digits for real quantised-pixel data, and a planted-margin Gaussian
-generator whose margin and shape (n, d) can be set to mimic the paper's 2-class subsets.
+Binary classification sets ``(A, y)`` (numpy float64, y in {-1, +1}) for CIFAR-10, FashionMNIST,
+EuroSAT and MNIST subsets: sklearn's bundled 8x8 digits for real quantised-pixel data, and a
+planted-margin Gaussian generator whose margin and shape (n, d) can be set to mimic a paper's 2-class
+subsets. And ``moving_digits``, video sequences in the style of Stochastic Moving MNIST.
 """
 
 from __future__ import annotations
@@ -85,3 +86,40 @@ def planted_margin(n: int, d: int, margin: float, seed: int, offset: float = 0.0
     shared = rng.standard_normal(d)
     shared -= (shared @ w_star) * w_star
     return A + offset * shared / np.linalg.norm(shared), y
+
+
+def moving_digits(num_sequences: int, num_frames: int, canvas: int, seed: int, num_digits: int = 1,
+                  zoom: int = 2, max_speed: int = 2) -> np.ndarray:
+    """Stochastic moving digits: sklearn's 8x8 digits, upsampled ``zoom`` times (nearest neighbour),
+    moving on a ``canvas`` x ``canvas`` frame with integer velocities in [-max_speed, max_speed] px/frame;
+    a digit that would leave the frame is reflected and draws a new random velocity (the stochastic
+    bounce of Denton & Fergus's Stochastic Moving MNIST). Overlapping digits add, clipped at 1.
+
+    Proxy for Stochastic Moving MNIST (MNIST cannot be downloaded here). Returns float64
+    (num_sequences, num_frames, canvas, canvas) in [0, 1].
+    """
+    size = 8 * zoom
+    if min(num_sequences, num_frames, num_digits, zoom, max_speed) < 1 or canvas <= size:
+        raise ValueError(f"need positive counts, zoom, max_speed and canvas > 8*zoom = {size}; got "
+                         f"num_sequences={num_sequences}, num_frames={num_frames}, canvas={canvas}, "
+                         f"num_digits={num_digits}, zoom={zoom}, max_speed={max_speed}")
+    images = load_digits().images / 16.0
+    rng = np.random.default_rng(seed)
+    video = np.zeros((num_sequences, num_frames, canvas, canvas))
+    room = canvas - size
+    for n in range(num_sequences):
+        for _ in range(num_digits):
+            sprite = np.kron(images[rng.integers(len(images))], np.ones((zoom, zoom)))
+            pos = rng.integers(0, room + 1, size=2)
+            vel = rng.integers(-max_speed, max_speed + 1, size=2)
+            for t in range(num_frames):
+                r, c = pos
+                video[n, t, r:r + size, c:c + size] += sprite
+                new = pos + vel
+                for axis in range(2):
+                    if not 0 <= new[axis] <= room:
+                        speed = rng.integers(1, max_speed + 1)
+                        vel[axis] = speed if new[axis] < 0 else -speed
+                        new[axis] = min(max(pos[axis] + vel[axis], 0), room)
+                pos = new
+    return np.minimum(video, 1.0)

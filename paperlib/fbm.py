@@ -769,9 +769,11 @@ class HurstSetup(NamedTuple):
 
 
 def hurst_init(key, K: int, hidden: list[int]):
-    """Parameters: h_raw (H = sigmoid(h_raw), starts at 0.5), log sigma, and the control network."""
+    """Parameters: h_raw (H = sigmoid(h_raw), starts at 0.5), log sigma, and the control network (an MLP
+    plus a linear skip from its features, both starting at zero output)."""
+    num_features = 2 + 3 * (K + 1)
     return {"h_raw": jnp.zeros(()), "log_sigma": jnp.zeros(()),
-            "control": mlp_init(key, [3 + K] + list(hidden) + [1])}
+            "control": mlp_init(key, [num_features] + list(hidden) + [1]), "skip": jnp.zeros((num_features, 1))}
 
 
 def hurst_of(params):
@@ -787,7 +789,10 @@ def _next_observation(obs, every, dt, i):
 def hurst_negative_elbo(params, key, obs, setup: HurstSetup):
     """-ELBO of one observed sequence under dX = -theta X dt + sigma dB_hat_H (H = sigmoid(h_raw)):
     Gaussian log-likelihood at the observation times plus the path KL. omega(H) is recomputed from the
-    closed form on every call, so gradients reach H through b(H) (Sec. 3.3)."""
+    closed form on every call, so gradients reach H through b(H) (Sec. 3.3). The control sees the gap to
+    the next observation (scaled by sigma sqrt(time to it)), that time, and the state z = (x, y) raw and
+    scaled by d/(time to go + d) for d in (dt, 0.05): the optimal control of this linear-Gaussian model
+    is linear in z with gains that grow towards each observation (cf. ``best_hurst_elbo``)."""
     H = hurst_of(params)
     omega = optimal_omega(setup.gammas, H, setup.T_omega, setup.kind)
     sigma = jnp.exp(params["log_sigma"])
@@ -797,8 +802,10 @@ def hurst_negative_elbo(params, key, obs, setup: HurstSetup):
         i = jnp.round(t / setup.dt).astype(int)
         target, tau = _next_observation(obs, setup.every, setup.dt, i)
         gap = (target - x) / (sigma * jnp.sqrt(tau))
-        feats = jnp.concatenate([gap, jnp.array([tau / (setup.every * setup.dt)]), x, y.ravel()])
-        return mlp_apply(params["control"], feats)
+        z = jnp.concatenate([x, y.ravel()])
+        feats = jnp.concatenate([gap, jnp.array([tau / (setup.every * setup.dt)]), z, z * setup.dt / (tau + setup.dt),
+                                 z * 0.05 / (tau + 0.05)])
+        return mlp_apply(params["control"], feats) + feats @ params["skip"]
 
     k0, k1 = jax.random.split(key)
     y0 = initial_ou_state(k0, setup.gammas, setup.kind, (1,))
