@@ -148,11 +148,29 @@ class Ritz(NamedTuple):
     weights: jax.Array  # squared first components of T's eigenvectors (Gauss quadrature weights)
 
 
-def ritz(result: LanczosResult) -> Ritz:
+def _truncated_tridiagonal(result: LanczosResult, rtol: float):
+    """T with the part after the first breakdown (beta_j <= rtol * max|alpha|: an invariant subspace was
+    found and the later Lanczos vectors are round-off) decoupled, its diagonal set to alpha_0 (inside the
+    spectrum) so that those rows carry zero quadrature weight and never become extreme Ritz values."""
+    broke = jnp.cumsum(result.betas <= rtol * jnp.max(jnp.abs(result.alphas))) > 0
+    dead = jnp.concatenate([jnp.zeros(1, bool), broke])
+    return tridiagonal(jnp.where(dead, result.alphas[0], result.alphas), jnp.where(broke, 0.0, result.betas))
+
+
+def ritz(result: LanczosResult, rtol: float = 1e-10) -> Ritz:
     """Ritz values and Gauss-quadrature weights of a Lanczos run (the building block of stochastic
-    Lanczos quadrature: sum_k w_k g(nodes_k) approximates v0^T g(A) v0 / ||v0||^2)."""
-    eig, vec = jnp.linalg.eigh(tridiagonal(result.alphas, result.betas))
+    Lanczos quadrature: sum_k w_k g(nodes_k) approximates v0^T g(A) v0 / ||v0||^2). Safe when the run
+    hit an invariant subspace (e.g. a rank-deficient batch Hessian with num_steps > rank): the Ritz
+    values after the breakdown are discarded (zero weight, value alpha_0)."""
+    eig, vec = jnp.linalg.eigh(_truncated_tridiagonal(result, rtol))
     return Ritz(eig, vec[0] ** 2)
+
+
+def top_ritz_pair(result: LanczosResult, rtol: float = 1e-10):
+    """Largest Ritz value and its unit Ritz vector Q^T y (an approximate top eigenpair), breakdown-safe."""
+    eig, vec = jnp.linalg.eigh(_truncated_tridiagonal(result, rtol))
+    u = result.basis.T @ vec[:, -1]
+    return eig[-1], u / jnp.linalg.norm(u)
 
 
 def lanczos_top_eigenvalues(matvec: Callable, v0, num_steps: int, k: int = 1):
@@ -183,3 +201,39 @@ def hutchinson_trace(matvec: Callable, dim: int, key, num_probes: int,
         raise ValueError(f"distribution must be 'rademacher' or 'gaussian', got {distribution!r}")
     samples = jax.vmap(lambda z: jnp.vdot(z, matvec(z)))(Z)
     return TraceEstimate(samples.mean(), samples.std(ddof=1) / jnp.sqrt(num_probes), samples)
+
+
+# ------------------------------------------------------------------------- Gauss-Newton products, SLQ densities
+
+
+def gauss_newton_vp(f: Callable, output_loss: Callable, theta, v):
+    """Generalised Gauss-Newton product G v = J^T (d^2 l / d out^2) J v for a loss l(f(theta)), with J
+    the Jacobian of ``f: theta -> outputs`` and ``output_loss: outputs -> scalar`` (Schraudolph 2002).
+    Matrix-free: one jvp, one output-space HVP, one vjp."""
+    out, jv = jax.jvp(f, (theta,), (v,))
+    curv_jv = hvp(output_loss, out, jv)
+    return jax.vjp(f, theta)[1](curv_jv)[0]
+
+
+def stochastic_lanczos_quadrature(matvec: Callable, dim: int, key, num_probes: int,
+                                  num_steps: int) -> Ritz:
+    """Stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017): ``num_probes`` Rademacher starting
+    vectors, each run for ``num_steps`` Lanczos steps with full re-orthogonalisation. Returns Ritz nodes
+    and weights of shape (num_probes, num_steps); each row's weights sum to 1 and
+    mean_probes sum_k w_k g(node_k) estimates tr g(A) / dim (exactly for polynomial g of degree
+    <= 2 num_steps - 1, up to the Hutchinson error)."""
+    if num_probes < 1:
+        raise ValueError(f"num_probes must be >= 1, got {num_probes}")
+    probes = jax.random.rademacher(key, (num_probes, dim)).astype(jnp.result_type(float))
+    return jax.vmap(lambda v: ritz(lanczos(matvec, v, num_steps)))(probes)
+
+
+def spectral_density(nodes, weights, grid, width):
+    """Gaussian-smoothed SLQ density on ``grid``: mean over probes of sum_k w_k N(x; node_k, width^2).
+    ``nodes``/``weights`` are (num_probes, m) or (m,); the density integrates to 1."""
+    if width <= 0:
+        raise ValueError(f"width must be positive, got {width}")
+    nodes, weights = jnp.atleast_2d(nodes), jnp.atleast_2d(weights)
+    z = (grid[:, None, None] - nodes[None]) / width
+    kernel = jnp.exp(-0.5 * z**2) / (width * jnp.sqrt(2 * jnp.pi))
+    return jnp.mean(jnp.sum(weights[None] * kernel, axis=-1), axis=-1)

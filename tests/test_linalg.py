@@ -115,3 +115,17 @@ def test_bad_input_raises():
         linalg.lanczos(lambda v: v, jnp.ones(3), 4)
     with pytest.raises(ValueError):
         linalg.power_iteration(lambda v: v, jnp.ones(3), max_iters=0)
+
+
+def test_ritz_survives_an_invariant_subspace():
+    """A rank-3 matrix with 10 Lanczos steps: Ritz values after the breakdown would be round-off garbage;
+    ``ritz`` discards them and reproduces the nonzero spectrum and the quadrature weights."""
+    rng = np.random.default_rng(2)
+    U, _ = np.linalg.qr(rng.standard_normal((20, 3)))
+    A = jnp.asarray((U * np.array([3.0, 1.0, -2.0])) @ U.T)
+    res = linalg.lanczos(lambda v: A @ v, jnp.asarray(rng.standard_normal(20)), 10)
+    r = linalg.ritz(res)
+    np.testing.assert_allclose([r.nodes[-1], r.nodes[0]], [3.0, -2.0], rtol=1e-10)
+    np.testing.assert_allclose(r.weights.sum(), 1.0, rtol=1e-12)
+    lam, u = linalg.top_ritz_pair(res)
+    np.testing.assert_allclose(abs(float(np.asarray(u) @ U[:, 0])), 1.0, rtol=1e-8)

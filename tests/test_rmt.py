@@ -1,0 +1,252 @@
+"""Tests for paperlib.rmt (and the SLQ / GGN additions to paperlib.linalg) against closed forms, dense
+numpy eigendecompositions, brute force and finite differences, in float64."""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from paperlib import linalg, rmt  # noqa: E402
+
+SIZES = (5, 4, 3)
+
+
+def _toy(seed=0, n=12):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, SIZES[0]))
+    y = rng.integers(0, SIZES[-1], n).astype(np.int32)
+    theta = rmt.init_mlp(jax.random.PRNGKey(seed), SIZES) + 0.1 * jnp.asarray(rng.standard_normal(rmt.mlp_num_params(SIZES)))
+    return jnp.asarray(X), jnp.asarray(y), theta
+
+
+# ------------------------------------------------------------------------- closed forms
+
+
+def test_finite_population_factor_matches_sampling_variance_brute_force():
+    """Var of the mean of B draws without replacement from x_1..x_N equals c_B * (1/N) sum (x - mean)^2."""
+    x = np.array([0.3, -1.2, 2.0, 0.7, 5.0])
+    N, B = 5, 2
+    import itertools
+    means = [np.mean(x[list(s)]) for s in itertools.combinations(range(N), B)]
+    np.testing.assert_allclose(np.var(means), rmt.finite_population_factor(B, N) * np.var(x), rtol=1e-12)
+    assert float(rmt.finite_population_factor(N, N)) == 0.0
+    assert float(rmt.finite_population_factor(8)) == 1 / 8
+
+
+def test_wigner_formula_branches_and_switch():
+    lam, P, s2e = 3.0, 200, 0.5
+    bstar = rmt.wigner_switch_batch(lam, P, s2e)
+    assert bstar == pytest.approx(P * s2e / lam**2)
+    val, out = rmt.wigner_lambda_max(lam, P, s2e, np.array([bstar * 0.5, bstar * 2]))
+    s2 = P * s2e / np.array([bstar * 0.5, bstar * 2])
+    np.testing.assert_allclose(val, [2 * np.sqrt(s2[0]), lam + s2[1] / lam])
+    assert list(np.asarray(out)) == [False, True]
+    # continuity at B*: lambda + s^2/lambda = 2 s when s = lambda; finite-population B* solves lambda^2 = P s2 c_B
+    v, _ = rmt.wigner_lambda_max(lam, P, s2e, np.array([bstar]))
+    np.testing.assert_allclose(v, 2 * lam, rtol=1e-12)
+    bN = rmt.wigner_switch_batch(lam, P, s2e, 500)
+    np.testing.assert_allclose(P * s2e * rmt.finite_population_factor(bN, 500), lam**2, rtol=1e-12)
+
+
+def test_wigner_outlier_is_the_resolvent_root():
+    """z = lambda + s^2/lambda solves 1/lambda = G_sc(z) = (z - sqrt(z^2 - 4 s^2)) / (2 s^2)."""
+    lam, s = 2.0, 1.3
+    z, _ = rmt.wigner_lambda_max(lam, 1, s**2, 1.0)
+    np.testing.assert_allclose((z - np.sqrt(z**2 - 4 * s**2)) / (2 * s**2), 1 / lam, rtol=1e-12)
+
+
+def test_wishart_formula_continuity_and_limits():
+    ell, P = 5.0, 400
+    bstar = rmt.wishart_switch_batch(ell, P, 1.0)
+    a, _ = rmt.wishart_lambda_max(ell, P, 1.0, bstar * (1 + 1e-9))
+    b, _ = rmt.wishart_lambda_max(ell, P, 1.0, bstar * (1 - 1e-9))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    big, out = rmt.wishart_lambda_max(ell, P, 1.0, 1e12)
+    assert bool(out) and float(big) == pytest.approx(ell, rel=1e-8)
+
+
+def test_polyak_heavy_ball_is_optimal_on_a_quadratic():
+    """Heavy ball with Polyak's parameters contracts every eigen-mode at rate sqrt(momentum)."""
+    L, mu = 9.0, 1.0
+    lr, mom = rmt.polyak_heavy_ball(L, mu)
+    assert float(lr) == pytest.approx(4 / 16) and float(mom) == pytest.approx(0.25)
+    for h in (mu, 0.5 * (L + mu), L):
+        T = np.array([[1 + mom - lr * h, -mom], [1.0, 0.0]])
+        assert np.max(np.abs(np.linalg.eigvals(T))) == pytest.approx(np.sqrt(mom), rel=1e-6)
+
+
+# ------------------------------------------------------------------------- synthetic models
+
+
+def test_spiked_wigner_full_batch_equals_the_spike():
+    tops, overlaps = rmt.spiked_wigner_batches(jax.random.PRNGKey(0), 20, 30, 2.0, 0.3, [30], 2)
+    np.testing.assert_allclose(tops, 2.0, rtol=1e-10)  # H_batch = H_emp = 2 e1 e1^T exactly
+    np.testing.assert_allclose(overlaps, 1.0, rtol=1e-10)
+
+
+def test_spiked_wishart_batches_match_dense_numpy_for_same_draws():
+    key = jax.random.PRNGKey(3)
+    got = rmt.spiked_wishart_batches(key, 6, 4.0, 1.0, [3, 9], 2)
+    assert got.shape == (2, 2) and np.all(got > 0)
+    with pytest.raises(ValueError):
+        rmt.spiked_wishart_batches(key, 6, 4.0, 1.0, [0], 1)
+
+
+# ------------------------------------------------------------------------- MLP curvature
+
+
+def test_mlp_logits_against_manual_forward():
+    X, y, theta = _toy()
+    t = np.asarray(theta)
+    W1, b1 = t[:20].reshape(5, 4), t[20:24]
+    W2, b2 = t[24:36].reshape(4, 3), t[36:39]
+    ref = np.tanh(np.asarray(X) @ W1 + b1) @ W2 + b2
+    np.testing.assert_allclose(rmt.mlp_logits(theta, X, SIZES), ref, rtol=1e-12)
+    assert rmt.mlp_num_params(SIZES) == 39
+
+
+def test_batch_hessian_and_ggn_matvecs_match_dense_and_finite_differences():
+    X, y, theta = _toy()
+    w = jnp.zeros(12).at[jnp.array([1, 4, 7])].set(1.0)
+    loss = lambda t: rmt.weighted_loss(t, X, y, w, SIZES)
+    H = np.asarray(jax.hessian(loss)(theta))
+    v = jax.random.normal(jax.random.PRNGKey(1), theta.shape)
+    np.testing.assert_allclose(rmt.batch_hessian_matvec(theta, X, y, w, SIZES)(v), H @ v, rtol=1e-9, atol=1e-12)
+    # finite difference of the gradient
+    g = jax.grad(loss)
+    fd = (g(theta + 1e-5 * v) - g(theta - 1e-5 * v)) / 2e-5
+    np.testing.assert_allclose(H @ np.asarray(v), fd, rtol=1e-5, atol=1e-8)
+    # GGN from explicit Jacobians and softmax curvature diag(p) - p p^T
+    idx = np.array([1, 4, 7])
+    J = np.asarray(jax.jacrev(lambda t: rmt.mlp_logits(t, X[idx], SIZES))(theta))  # (3, C, P)
+    p = np.asarray(jax.nn.softmax(rmt.mlp_logits(theta, X[idx], SIZES)))
+    G = sum(J[i].T @ (np.diag(p[i]) - np.outer(p[i], p[i])) @ J[i] for i in range(3)) / 3
+    np.testing.assert_allclose(rmt.batch_ggn_matvec(theta, X, y, w, SIZES)(v), G @ v, rtol=1e-9, atol=1e-12)
+
+
+def test_random_subset_masks_have_exact_sizes_and_are_uniform():
+    m = np.asarray(rmt.random_subset_masks(jax.random.PRNGKey(0), 10, [1, 3, 10], 2000))
+    np.testing.assert_array_equal(m.sum(-1), np.array([1, 3, 10])[:, None] * np.ones((1, 2000)))
+    np.testing.assert_allclose(m[1].mean(0), 0.3, atol=0.04)  # inclusion probability B/N
+
+
+def test_batch_extremes_match_eigvalsh_and_rayleigh_bound():
+    X, y, theta = _toy(n=12)
+    masks = rmt.random_subset_masks(jax.random.PRNGKey(2), 12, [2, 12], 2)
+    u = jax.random.normal(jax.random.PRNGKey(3), theta.shape)
+    u = u / jnp.linalg.norm(u)
+    ext = rmt.batch_extremes(theta, X, y, masks, SIZES, u, 39)  # B = 2 is rank-deficient: breakdown-safe
+    for a in range(2):
+        for d in range(2):
+            H = np.asarray(jax.hessian(lambda t: rmt.weighted_loss(t, X, y, masks[a, d], SIZES))(theta))
+            ev = np.linalg.eigvalsh(H)
+            np.testing.assert_allclose([ext.top[a, d], ext.bottom[a, d]], [ev[-1], ev[0]], rtol=1e-7, atol=1e-10)
+            np.testing.assert_allclose(ext.rayleigh[a, d], np.asarray(u) @ H @ np.asarray(u), rtol=1e-9, atol=1e-12)
+
+
+def test_directional_noise_matches_per_sample_dense_hessians():
+    X, y, theta = _toy(n=8)
+    Hs = np.stack([np.asarray(jax.hessian(lambda t: rmt.per_sample_loss(t, X[i:i + 1], y[i:i + 1], SIZES)[0])(theta))
+                   for i in range(8)])
+    u = np.random.default_rng(5).standard_normal(theta.size)
+    u /= np.linalg.norm(u)
+    dev = (Hs - Hs.mean(0)) @ u
+    np.testing.assert_allclose(rmt.directional_noise(theta, X, y, SIZES, jnp.asarray(u), chunk=3),
+                               np.mean(np.sum(dev**2, 1)), rtol=1e-9)
+    lam, vec = rmt.top_eigenpair(theta, X, y, SIZES, jax.random.PRNGKey(0), 39)
+    ev, V = np.linalg.eigh(Hs.mean(0))
+    assert float(lam) == pytest.approx(ev[-1], rel=1e-8)
+    assert abs(float(np.asarray(vec) @ V[:, -1])) == pytest.approx(1.0, rel=1e-6)
+
+
+# ------------------------------------------------------------------------- SLQ / GGN in linalg
+
+
+def test_slq_weights_moments_and_density_normalisation():
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    eigs = np.linspace(-1, 4, 30)
+    A = jnp.asarray((Q * eigs) @ Q.T)
+    r = linalg.stochastic_lanczos_quadrature(lambda v: A @ v, 30, jax.random.PRNGKey(0), 5, 30)
+    np.testing.assert_allclose(r.weights.sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(r.nodes[:, -1], eigs[-1], rtol=1e-10)  # m = p: exact spectrum
+    # per probe, sum_k w_k theta_k^j = z^T A^j z / ||z||^2 exactly (Gauss quadrature)
+    z = np.asarray(jax.random.rademacher(jax.random.PRNGKey(0), (5, 30)).astype(float))
+    for j in (1, 2, 3):
+        Aj = np.linalg.matrix_power(np.asarray(A), j)
+        np.testing.assert_allclose(np.sum(r.weights * r.nodes**j, 1), np.einsum("ip,pq,iq->i", z, Aj, z) / 30,
+                                   rtol=1e-9)
+    grid = jnp.linspace(-3, 6, 4001)
+    dens = linalg.spectral_density(r.nodes, r.weights, grid, 0.05)
+    assert float(jnp.sum(dens) * (grid[1] - grid[0])) == pytest.approx(1.0, rel=1e-6)
+    with pytest.raises(ValueError):
+        linalg.spectral_density(r.nodes, r.weights, grid, 0.0)
+
+
+def test_gauss_newton_vp_linear_least_squares_is_xtx():
+    rng = np.random.default_rng(1)
+    X = jnp.asarray(rng.standard_normal((7, 4)))
+    v = jnp.asarray(rng.standard_normal(4))
+    gv = linalg.gauss_newton_vp(lambda t: X @ t, lambda out: 0.5 * jnp.sum(out**2) / 7, jnp.zeros(4), v)
+    np.testing.assert_allclose(gv, np.asarray(X).T @ np.asarray(X) @ np.asarray(v) / 7, rtol=1e-12)
+
+
+# ------------------------------------------------------------------------- optimisers, stability, learner
+
+
+def test_train_sgd_equals_manual_loop():
+    X, y, theta = _toy(n=12)
+    key = jax.random.PRNGKey(4)
+    got = rmt.train("sgd", theta, X, y, SIZES, 4, 2, 0.3, key)
+    t = theta
+    for k in jax.random.split(key, 2):
+        for idx in jax.random.permutation(k, 12)[:12].reshape(3, 4):
+            t = t - 0.3 * jax.grad(lambda s: jnp.mean(rmt.per_sample_loss(s, X[idx], y[idx], SIZES)))(t)
+    np.testing.assert_allclose(got, t, rtol=1e-10)
+
+
+def test_adam_first_step_is_sign_like():
+    """With bias correction, Adam's first update is lr * g / (|g| + eps) per coordinate."""
+    theta = jnp.zeros(3)
+    g = jnp.array([0.5, -2.0, 1e-3])
+    new, _ = rmt._opt_update("adam", theta, g, rmt._opt_init(theta), 0.1)
+    np.testing.assert_allclose(new, -0.1 * g / (jnp.abs(g) + 1e-8), rtol=1e-10)
+    with pytest.raises(ValueError):
+        rmt._check_optimizer("rmsprop")
+
+
+def test_linear_ms_max_lr_large_batch_tends_to_two_over_lambda():
+    """B -> large: SGD on the quadratic is GD, stable iff lr < 2 / lambda_max (closed form)."""
+    h = jnp.array([4.0, 1.0, 1.0, 0.5])
+    lo, hi = rmt.linear_ms_max_lr(jax.random.PRNGKey(0), h, jnp.array([4096]), 200, 4096, 1, (1e-3, 10.0), 16)
+    assert float(jnp.sqrt(lo * hi)[0]) == pytest.approx(0.5, rel=0.03)
+
+
+def test_max_stable_lr_brackets_and_monotone_in_batch():
+    X, y, theta = _toy(n=40)
+    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    loss0 = float(jnp.mean(rmt.per_sample_loss(theta, X, y, SIZES)))
+    lo, hi = rmt.max_stable_lr("sgd", theta, X, y, SIZES, jnp.array([2, 16]), keys, 30, 16, (1e-3, 1e3), 10, loss0)
+    assert np.all(np.asarray(lo) < np.asarray(hi)) and np.all(np.asarray(hi) / np.asarray(lo) < 1.1)
+
+
+def test_learner_recovers_polyak_on_a_known_spectrum():
+    eigs = np.linspace(0.2, 5.0, 40)
+    A = jnp.asarray(np.diag(eigs))
+    got = rmt.lanczos_learner(lambda v: A @ v, jnp.ones(40), 40)
+    lr, mom = rmt.polyak_heavy_ball(5.0, 0.2)
+    np.testing.assert_allclose([got.L, got.mu, got.lr, got.momentum], [5.0, 0.2, lr, mom], rtol=1e-8)
+    # heavy nodes (weight > 0.5) are excluded from mu
+    h = rmt.learner_from_ritz(jnp.array([1e-4, 1.0, 3.0]), jnp.array([0.8, 0.1, 0.1]))
+    assert float(h.mu) == 1.0 and float(h.L) == 3.0
+
+
+def test_load_digits_split_standardizes_with_train_statistics():
+    Xtr, ytr, Xte, yte = rmt.load_digits_split(400, 0)
+    assert Xtr.shape == (1397, 64) and Xte.shape == (400, 64)
+    np.testing.assert_allclose(Xtr.mean(0), 0.0, atol=1e-12)
+    with pytest.raises(ValueError):
+        rmt.load_digits_split(0, 0)
