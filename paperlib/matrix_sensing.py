@@ -328,3 +328,24 @@ def sublinear_slope_closed_form(eta: float, k: int, r: int) -> float:
     if k <= r:
         raise ValueError(f"the sublinear law needs k > r, got k={k}, r={r}")
     return 2.0 * eta / np.sqrt(k - r)
+
+
+def first_hit(err, level: float) -> int:
+    """First iteration t with err_t ≤ level (the end of SubGM's growth phase for level ≈ 0.1‖M*‖_F);
+    −1 if the run never gets there."""
+    below = np.flatnonzero(np.asarray(err, float) <= level)
+    return int(below[0]) if below.size else -1
+
+
+def required_measurements(m_grid, success_rate, min_rate: float) -> float:
+    """Smallest grid m from which the success rate is ≥ ``min_rate`` at that m and every larger grid m
+    (a phase-transition location robust to one lucky small m); inf if the largest m falls short."""
+    m_grid, rate = np.asarray(m_grid, float), np.asarray(success_rate, float)
+    if m_grid.shape != rate.shape or m_grid.ndim != 1 or np.any(np.diff(m_grid) <= 0):
+        raise ValueError("m_grid must be increasing and match success_rate in shape")
+    if not 0.0 < min_rate <= 1.0:
+        raise ValueError(f"min_rate must lie in (0, 1], got {min_rate}")
+    short = np.flatnonzero(rate < min_rate)
+    if short.size == 0:
+        return float(m_grid[0])
+    return float(m_grid[short[-1] + 1]) if short[-1] + 1 < m_grid.size else np.inf

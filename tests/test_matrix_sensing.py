@@ -179,6 +179,16 @@ def test_rate_helpers_recover_known_rates():
     assert ms.sublinear_slope_closed_form(0.2, 4, 2) == pytest.approx(0.4 / np.sqrt(2))
 
 
+def test_first_hit_and_required_measurements_by_brute_force():
+    err = np.array([1.0, 0.7, 0.2, 0.3, 0.09, 0.05])
+    assert ms.first_hit(err, 0.1) == 4 and ms.first_hit(err, 0.2) == 2 and ms.first_hit(err, 1e-3) == -1
+    grid = [100, 150, 200, 250, 300]
+    # a lucky small m (rate 1 at 100) is ignored: the requirement holds from 200 on
+    assert ms.required_measurements(grid, [1.0, 0.5, 0.875, 1.0, 1.0], 7 / 8) == 200
+    assert ms.required_measurements(grid, [1.0] * 5, 7 / 8) == 100
+    assert ms.required_measurements(grid, [1.0, 1.0, 1.0, 1.0, 0.75], 7 / 8) == np.inf
+
+
 @pytest.mark.parametrize("call", [
     lambda: ms.gaussian_sensing(jax.random.PRNGKey(0), 0, 3),
     lambda: ms.gaussian_sensing(jax.random.PRNGKey(0), 5, 3, 4, symmetric=True),
@@ -189,6 +199,8 @@ def test_rate_helpers_recover_known_rates():
     lambda: ms.small_init(jax.random.PRNGKey(0), 5, 3, -0.1),
     lambda: ms.tail_rate(np.ones(5), 1e-3, 1e-1),
     lambda: ms.sublinear_slope_closed_form(0.2, 2, 2),
+    lambda: ms.required_measurements([200, 100], [1.0, 1.0], 0.5),
+    lambda: ms.required_measurements([100, 200], [1.0, 1.0], 0.0),
 ])
 def test_bad_input_raises_value_error(call):
     with pytest.raises(ValueError):
