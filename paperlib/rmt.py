@@ -80,6 +80,21 @@ def directional_lambda_max(lambda_emp, V_u, batch_size, population=None):
     return lambda_emp + finite_population_factor(batch_size, population) * V_u / lambda_emp
 
 
+def kaniel_paige_bottom_bound(eigs, cos_angle, num_steps):
+    """Kaniel-Paige-Saad bound on the smallest Ritz value after m = ``num_steps`` Lanczos steps:
+    theta_1 - lambda_1 <= (lambda_n - lambda_1) (tan phi / T_{m-1}(1 + 2 gamma))^2 with
+    gamma = (lambda_2 - lambda_1) / (lambda_n - lambda_2), phi the angle between the start vector and the
+    bottom eigenvector (|cos phi| = ``cos_angle``), T_k the Chebyshev polynomial (Saad 2011, Thm 6.4).
+    ``eigs`` ascending (numpy); computed in logs so large m does not overflow."""
+    eigs = np.asarray(eigs, dtype=float)
+    spread = eigs[-1] - eigs[0]
+    gamma = (eigs[1] - eigs[0]) / (eigs[-1] - eigs[1])
+    z = (num_steps - 1) * np.arccosh(1.0 + 2.0 * gamma)
+    log_cheb = np.logaddexp(z, -z) - np.log(2.0)
+    log_tan = 0.5 * np.log1p(-cos_angle**2) - np.log(cos_angle)
+    return spread * np.exp(2.0 * (log_tan - log_cheb))
+
+
 def polyak_heavy_ball(L, mu):
     """Polyak's heavy-ball parameters for a quadratic with spectrum in [mu, L]:
     lr = 4 / (sqrt L + sqrt mu)^2, momentum = ((sqrt L - sqrt mu) / (sqrt L + sqrt mu))^2."""
@@ -164,9 +179,37 @@ def load_digits_split(test_size: int, seed: int, standardize: bool = True):
     X = X.astype(np.float64) / 16.0
     test, train = perm[:test_size], perm[test_size:]
     if standardize:
-        mean, std = X[train].mean(0), X[train].std(0)
-        X = (X - mean) / np.where(std > 0, std, 1.0)
+        X_train, X_test = _standardize(X[train], X[test])
+        return X_train, y[train].astype(np.int32), X_test, y[test].astype(np.int32)
     return X[train], y[train].astype(np.int32), X[test], y[test].astype(np.int32)
+
+
+def _standardize(X_train, X_other):
+    mean, std = X_train.mean(0), X_train.std(0)
+    scale = np.where(std > 0, std, 1.0)
+    return (X_train - mean) / scale, (X_other - mean) / scale
+
+
+def load_digits_folds(num_folds: int, seed: int):
+    """k-fold cross-validation splits of the digits: a seeded permutation cut into ``num_folds`` test
+    folds of floor(1797 / k) samples (the remainder always trains); fold f trains on everything else.
+    Pixels / 16, standardized with each fold's training mean and std. Returns stacked arrays
+    X_train (k, n_train, 64), y_train (k, n_train), X_test (k, n_test, 64), y_test (k, n_test), so the
+    folds can be vmapped; with k folds the k test sets are disjoint."""
+    X, y = load_digits(return_X_y=True)
+    if not 2 <= num_folds <= len(y) // 2:
+        raise ValueError(f"num_folds must be in [2, {len(y) // 2}], got {num_folds}")
+    perm = np.random.default_rng(seed).permutation(len(y))
+    X = X.astype(np.float64) / 16.0
+    n_test = len(y) // num_folds
+    out = [], [], [], []
+    for f in range(num_folds):
+        test = perm[f * n_test:(f + 1) * n_test]
+        train = np.concatenate([perm[:f * n_test], perm[(f + 1) * n_test:]])
+        X_train, X_test = _standardize(X[train], X[test])
+        for lst, arr in zip(out, (X_train, y[train].astype(np.int32), X_test, y[test].astype(np.int32))):
+            lst.append(arr)
+    return tuple(np.stack(a) for a in out)
 
 
 def mlp_num_params(sizes) -> int:
@@ -362,10 +405,18 @@ def max_stable_lr(optimizer: str, theta0, X, y, sizes, batch_sizes, keys, num_st
     return lax.fori_loop(0, bisection_steps, body, (lo, hi))
 
 
-@partial(jax.jit, static_argnames=("optimizer", "sizes", "batch_size", "epochs"))
-def train(optimizer: str, theta0, X, y, sizes, batch_size: int, epochs: int, lr, key, momentum=0.0):
+def linear_decay_factor(progress):
+    """The authors' "linearly decaying" schedule as a factor on the base lr (their training scripts):
+    1 for progress t/T <= 0.5, linear down to 0.01 at 0.9, 0.01 afterwards."""
+    return jnp.interp(progress, jnp.array([0.0, 0.5, 0.9, 1.0]), jnp.array([1.0, 1.0, 0.01, 0.01]))
+
+
+@partial(jax.jit, static_argnames=("optimizer", "sizes", "batch_size", "epochs", "decay"))
+def train(optimizer: str, theta0, X, y, sizes, batch_size: int, epochs: int, lr, key, momentum=0.0,
+          decay: bool = False):
     """Mini-batch training for ``epochs`` epochs (reshuffled each epoch, floor(N/B) steps per epoch);
-    returns the final parameters. Fixed epochs means fewer steps at larger B (the paper's recipe)."""
+    returns the final parameters. Fixed epochs means fewer steps at larger B (the paper's recipe).
+    ``decay``: the base lr is multiplied by ``linear_decay_factor(step / total steps)``."""
     _check_optimizer(optimizer)
     N = X.shape[0]
     steps = N // batch_size
@@ -374,7 +425,8 @@ def train(optimizer: str, theta0, X, y, sizes, batch_size: int, epochs: int, lr,
         def step(carry, idx):
             theta, state = carry
             g = jax.grad(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)))(theta)
-            return _opt_update(optimizer, theta, g, state, lr, momentum), None
+            lr_t = lr * linear_decay_factor(state.t.astype(theta.dtype) / (epochs * steps)) if decay else lr
+            return _opt_update(optimizer, theta, g, state, lr_t, momentum), None
 
         batches = jax.random.permutation(k, N)[:steps * batch_size].reshape(steps, batch_size)
         return lax.scan(step, carry, batches)[0], None
@@ -446,21 +498,38 @@ def lanczos_learner(matvec, v0, num_steps: int, drop_weight_above: float = 0.5) 
     return learner_from_ritz(r.nodes, r.weights, drop_weight_above)
 
 
+class LearnerRun(NamedTuple):
+    theta: jax.Array  # final parameters
+    hypers: LearnedHyper  # per-epoch learned (L, mu, lr, momentum)
+    losses: jax.Array  # per-epoch full-data training loss (after the epoch)
+    train_batch_top: jax.Array  # per epoch: largest Ritz value of one training-size batch Hessian
+
+
+def _gathered_hessian_matvec(theta, X, y, idx, sizes):
+    """v -> Hessian-vector product of the mean loss over the samples ``idx`` (gathered, not masked)."""
+    return lambda v: linalg.hvp(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)), theta, v)
+
+
 @partial(jax.jit, static_argnames=("sizes", "batch_size", "epochs", "curvature_batch", "lanczos_steps"))
 def train_with_learner(theta0, X, y, sizes, batch_size: int, epochs: int, key, curvature_batch: int,
-                       lanczos_steps: int, drop_weight_above: float = 0.5):
+                       lanczos_steps: int, drop_weight_above: float = 0.5) -> LearnerRun:
     """Heavy-ball SGD whose (lr, momentum) are re-learned at the start of every epoch from a
     ``lanczos_steps``-step Lanczos run on the Hessian of a random ``curvature_batch``-sample batch.
-    Returns the final parameters and the per-epoch LearnedHyper and full-data loss."""
+    As a stability diagnostic it also records, at the same parameters, the top Ritz value of one random
+    ``batch_size`` batch (heavy ball is stable on a quadratic iff lr * lambda < 2 (1 + momentum))."""
     N = X.shape[0]
     steps = N // batch_size
 
     def epoch(carry, k):
         theta, state = carry
-        k_curv, k_v0, k_perm = jax.random.split(k, 3)
-        w = (jax.random.permutation(k_curv, N) < curvature_batch).astype(X.dtype)
-        hyper = lanczos_learner(batch_hessian_matvec(theta, X, y, w, sizes),
-                                jax.random.normal(k_v0, theta.shape), lanczos_steps, drop_weight_above)
+        k_curv, k_v0, k_perm, k_diag = jax.random.split(k, 4)
+        v0 = jax.random.normal(k_v0, theta.shape)
+        curv = jax.random.permutation(k_curv, N)[:curvature_batch]
+        hyper = lanczos_learner(_gathered_hessian_matvec(theta, X, y, curv, sizes), v0, lanczos_steps,
+                                drop_weight_above)
+        diag = jax.random.permutation(k_diag, N)[:batch_size]
+        train_top = linalg.ritz(linalg.lanczos(_gathered_hessian_matvec(theta, X, y, diag, sizes), v0,
+                                               lanczos_steps)).nodes[-1]
 
         def step(carry, idx):
             theta, state = carry
@@ -469,7 +538,8 @@ def train_with_learner(theta0, X, y, sizes, batch_size: int, epochs: int, key, c
 
         batches = jax.random.permutation(k_perm, N)[:steps * batch_size].reshape(steps, batch_size)
         theta, state = lax.scan(step, (theta, state), batches)[0]
-        return (theta, state), (hyper, jnp.mean(per_sample_loss(theta, X, y, sizes)))
+        return (theta, state), (hyper, jnp.mean(per_sample_loss(theta, X, y, sizes)), train_top)
 
-    (theta, _), (hypers, losses) = lax.scan(epoch, (theta0, _opt_init(theta0)), jax.random.split(key, epochs))
-    return theta, hypers, losses
+    (theta, _), (hypers, losses, tops) = lax.scan(epoch, (theta0, _opt_init(theta0)),
+                                                  jax.random.split(key, epochs))
+    return LearnerRun(theta, hypers, losses, tops)

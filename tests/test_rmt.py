@@ -8,6 +8,7 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
 
 from paperlib import linalg, rmt  # noqa: E402
 
@@ -79,6 +80,20 @@ def test_polyak_heavy_ball_is_optimal_on_a_quadratic():
 
 
 # ------------------------------------------------------------------------- synthetic models
+
+
+def test_kaniel_paige_bound_holds_for_lanczos_and_is_tight_at_one_step():
+    rng = np.random.default_rng(1)
+    eigs = np.sort(np.concatenate([[0.05], rng.uniform(0.3, 4.0, 48), [5.0]]))
+    A = jnp.asarray(np.diag(eigs))
+    v0 = rng.standard_normal(50)
+    cos = abs(v0[0]) / np.linalg.norm(v0)
+    for m in (2, 5, 10, 20):
+        bottom = float(linalg.ritz(linalg.lanczos(lambda v: A @ v, jnp.asarray(v0), m)).nodes[0])
+        assert 0.0 <= bottom - eigs[0] <= rmt.kaniel_paige_bottom_bound(eigs, cos, m) * (1 + 1e-9)
+    # m = 1: T_0 = 1 and the bound reads (spread) tan^2 phi, above the Rayleigh quotient's error
+    rayleigh = float(v0 @ (eigs * v0) / (v0 @ v0))
+    assert rayleigh - eigs[0] <= rmt.kaniel_paige_bottom_bound(eigs, cos, 1)
 
 
 def test_spiked_wigner_full_batch_equals_the_spike():
@@ -208,6 +223,34 @@ def test_train_sgd_equals_manual_loop():
     np.testing.assert_allclose(got, t, rtol=1e-10)
 
 
+def test_linear_decay_factor_closed_form():
+    got = rmt.linear_decay_factor(jnp.array([0.0, 0.5, 0.7, 0.9, 0.95, 1.0]))
+    np.testing.assert_allclose(got, [1.0, 1.0, 1.0 - 0.99 * 0.5, 0.01, 0.01, 0.01], rtol=1e-12)
+
+
+def test_train_sgd_with_decay_equals_manual_loop():
+    X, y, theta = _toy(n=12)
+    key = jax.random.PRNGKey(5)
+    got = rmt.train("sgd", theta, X, y, SIZES, 4, 2, 0.3, key, decay=True)
+    t, step, total = theta, 0, 6
+    for k in jax.random.split(key, 2):
+        for idx in jax.random.permutation(k, 12)[:12].reshape(3, 4):
+            p = step / total
+            factor = 1.0 if p <= 0.5 else (1.0 - 0.99 * (p - 0.5) / 0.4 if p <= 0.9 else 0.01)
+            t = t - 0.3 * factor * jax.grad(lambda s: jnp.mean(rmt.per_sample_loss(s, X[idx], y[idx], SIZES)))(t)
+            step += 1
+    np.testing.assert_allclose(got, t, rtol=1e-10)
+
+
+def test_gathered_hessian_matvec_equals_masked_batch():
+    X, y, theta = _toy(n=10)
+    idx = jnp.array([7, 2, 5])
+    mask = jnp.zeros(10).at[idx].set(1.0)
+    v = jax.random.normal(jax.random.PRNGKey(3), theta.shape)
+    np.testing.assert_allclose(rmt._gathered_hessian_matvec(theta, X, y, idx, SIZES)(v),
+                               rmt.batch_hessian_matvec(theta, X, y, mask, SIZES)(v), rtol=1e-10, atol=1e-13)
+
+
 def test_adam_first_step_is_sign_like():
     """With bias correction, Adam's first update is lr * g / (|g| + eps) per coordinate."""
     theta = jnp.zeros(3)
@@ -250,3 +293,14 @@ def test_load_digits_split_standardizes_with_train_statistics():
     np.testing.assert_allclose(Xtr.mean(0), 0.0, atol=1e-12)
     with pytest.raises(ValueError):
         rmt.load_digits_split(0, 0)
+
+
+def test_load_digits_folds_are_disjoint_and_standardized():
+    Xtr, ytr, Xte, yte = rmt.load_digits_folds(3, 0)
+    assert Xtr.shape == (3, 1198, 64) and Xte.shape == (3, 599, 64) and ytr.shape == (3, 1198)
+    np.testing.assert_allclose(Xtr.mean(1), 0.0, atol=1e-12)
+    _, y = load_digits(return_X_y=True)
+    counts = np.bincount(yte.ravel(), minlength=10)  # 3 x 599 = 1797: the test folds cover the data once
+    assert np.array_equal(counts, np.bincount(y, minlength=10))
+    with pytest.raises(ValueError):
+        rmt.load_digits_folds(1, 0)
