@@ -1,5 +1,6 @@
 """Every notebook in notebooks/ under the smoke profile, through the runner, into a temporary folder:
-it must run, record claims, pass every one of them and stay within the smoke time budget."""
+it must run, record claims, pass every one of them (except the documented failures below) and stay
+within the smoke time budget."""
 
 import json
 
@@ -10,6 +11,14 @@ from paperlib import reproduce
 from paperlib.profiles import BUDGET_SECONDS
 
 NOTEBOOKS = sorted(nbs.discover())
+
+# Claims that honestly fail at the smoke scale, each explained in its notebook and in its open issue.
+# Strict: a listed claim that starts to pass fails the test too (then remove it from this list).
+KNOWN_FAILURES = {
+    # issue 5: 20 Lanczos steps (the authors' default) overestimate the bottom eigenvalue of the P = 100
+    # linear proxy, so the learner's momentum is 11% below Polyak's; Kaniel-Paige needs m >= 157 > P.
+    "granziol2022_rmt_lr_scaling": {"c7.learner.momentum"},
+}
 
 
 def test_there_are_notebooks():
@@ -28,7 +37,11 @@ def test_notebook_smoke(name, tmp_path):
     [result] = reproduce.reproduce("smoke", [name], tmp_path)
     assert result.status != "error", result.message
     claims = json.loads((tmp_path / name / "claims.json").read_text())["claims"]
+    expected = KNOWN_FAILURES.get(name, set())
     failed = [f"{c['id']}: {c['statement']} (value {c['value']}, target {c['target']})"
-              for c in claims if not c["passed"]]
+              for c in claims if not c["passed"] and c["id"] not in expected]
     assert claims and not failed, "failed claims:\n" + "\n".join(failed)
+    now_passing = {c["id"] for c in claims if c["passed"]} & expected
+    assert not now_passing, f"listed as known failures but passed: {sorted(now_passing)}; update KNOWN_FAILURES"
+    assert expected <= {c["id"] for c in claims}, "a known failure names a claim the notebook no longer checks"
     assert result.wall_s <= BUDGET_SECONDS["smoke"], f"smoke run took {result.wall_s:.0f} s"
