@@ -17,11 +17,12 @@ PACKAGES = ("paperlib", "numpy", "scipy", "jax", "jaxlib", "matplotlib", "scikit
 
 
 def git_commit(root: Path = REPO_ROOT) -> str:
-    """HEAD's hash, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    """HEAD's hash, with '+dirty' when tracked files other than the results in figures/ differ from it
+    (a reproduce run rewrites figures/ notebook by notebook); 'unknown' outside git."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

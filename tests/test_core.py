@@ -1,13 +1,14 @@
 """The shared core: claim verdicts and claims.json, profiles, atomic figure saving with provenance."""
 
 import json
+import subprocess
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib import claims, figures, profiles
+from paperlib import claims, figures, profiles, provenance
 
 
 @pytest.mark.parametrize("value, target, relation, tol, passed", [
@@ -89,3 +90,22 @@ def test_figure_save_is_atomic_and_carries_provenance(tmp_path):
     with pytest.raises(ValueError, match="plain file stem"):
         figures.save(fig, "../escape", tmp_path)
     plt.close(fig)
+
+
+def test_git_commit_ignores_results_but_not_sources(tmp_path):
+    """A reproduce run rewrites figures/ notebook by notebook; that must not mark later runs '+dirty'."""
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "run.json").write_text("{}")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    clean = provenance.git_commit(tmp_path)
+    assert len(clean) == 40
+    (tmp_path / "figures" / "run.json").write_text('{"new": 1}')
+    assert provenance.git_commit(tmp_path) == clean
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert provenance.git_commit(tmp_path) == clean + "+dirty"
