@@ -26,7 +26,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from sklearn.datasets import load_digits
 
 from paperlib import linalg
 
@@ -166,50 +165,6 @@ def spiked_wishart_batches(key, P: int, spike: float, sigma2: float, batch_sizes
 
 
 # ------------------------------------------------------------------------- tanh MLP on digits
-
-
-def load_digits_split(test_size: int, seed: int, standardize: bool = True):
-    """scikit-learn 8x8 digits (1797 x 64, 10 classes), a seeded train/test split; pixels / 16, then
-    (``standardize``) centred and scaled per pixel with the training mean and std (constant pixels
-    keep scale 1), as image pipelines normalise channels."""
-    X, y = load_digits(return_X_y=True)
-    if not 0 < test_size < len(y):
-        raise ValueError(f"test_size must be in (0, {len(y)}), got {test_size}")
-    perm = np.random.default_rng(seed).permutation(len(y))
-    X = X.astype(np.float64) / 16.0
-    test, train = perm[:test_size], perm[test_size:]
-    if standardize:
-        X_train, X_test = _standardize(X[train], X[test])
-        return X_train, y[train].astype(np.int32), X_test, y[test].astype(np.int32)
-    return X[train], y[train].astype(np.int32), X[test], y[test].astype(np.int32)
-
-
-def _standardize(X_train, X_other):
-    mean, std = X_train.mean(0), X_train.std(0)
-    scale = np.where(std > 0, std, 1.0)
-    return (X_train - mean) / scale, (X_other - mean) / scale
-
-
-def load_digits_folds(num_folds: int, seed: int):
-    """k-fold cross-validation splits of the digits: a seeded permutation cut into ``num_folds`` test
-    folds of floor(1797 / k) samples (the remainder always trains); fold f trains on everything else.
-    Pixels / 16, standardized with each fold's training mean and std. Returns stacked arrays
-    X_train (k, n_train, 64), y_train (k, n_train), X_test (k, n_test, 64), y_test (k, n_test), so the
-    folds can be vmapped; with k folds the k test sets are disjoint."""
-    X, y = load_digits(return_X_y=True)
-    if not 2 <= num_folds <= len(y) // 2:
-        raise ValueError(f"num_folds must be in [2, {len(y) // 2}], got {num_folds}")
-    perm = np.random.default_rng(seed).permutation(len(y))
-    X = X.astype(np.float64) / 16.0
-    n_test = len(y) // num_folds
-    out = [], [], [], []
-    for f in range(num_folds):
-        test = perm[f * n_test:(f + 1) * n_test]
-        train = np.concatenate([perm[:f * n_test], perm[(f + 1) * n_test:]])
-        X_train, X_test = _standardize(X[train], X[test])
-        for lst, arr in zip(out, (X_train, y[train].astype(np.int32), X_test, y[test].astype(np.int32))):
-            lst.append(arr)
-    return tuple(np.stack(a) for a in out)
 
 
 def mlp_num_params(sizes) -> int:

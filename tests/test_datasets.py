@@ -8,6 +8,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 
+from paperlib import datasets  # noqa: E402
 from paperlib.datasets import digits_imbalanced_pair, digits_pair, planted_margin  # noqa: E402
 from paperlib.perceptron import margin_certificate, signed_samples  # noqa: E402
 
@@ -57,3 +58,22 @@ def test_planted_margin():
     assert mc.separable and mc.mu_upper >= mc.mu_lower >= 0.05 - 1e-12  # mu >= planted margin
     with pytest.raises(ValueError):
         planted_margin(10, 4, 5.0, seed=0)
+
+
+def test_digits_split_standardizes_with_train_statistics():
+    Xtr, ytr, Xte, yte = datasets.digits_split(400, 0)
+    assert Xtr.shape == (1397, 64) and Xte.shape == (400, 64)
+    np.testing.assert_allclose(Xtr.mean(0), 0.0, atol=1e-12)
+    with pytest.raises(ValueError):
+        datasets.digits_split(0, 0)
+
+
+def test_digits_folds_are_disjoint_and_standardized():
+    Xtr, ytr, Xte, yte = datasets.digits_folds(3, 0)
+    assert Xtr.shape == (3, 1198, 64) and Xte.shape == (3, 599, 64) and ytr.shape == (3, 1198)
+    np.testing.assert_allclose(Xtr.mean(1), 0.0, atol=1e-12)
+    _, y = load_digits(return_X_y=True)
+    counts = np.bincount(yte.ravel(), minlength=10)  # 3 x 599 = 1797: the test folds cover the data once
+    assert np.array_equal(counts, np.bincount(y, minlength=10))
+    with pytest.raises(ValueError):
+        datasets.digits_folds(1, 0)

@@ -8,7 +8,6 @@ jax.config.update("jax_enable_x64", True)
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
 
 from paperlib import linalg, rmt  # noqa: E402
 
@@ -285,22 +284,3 @@ def test_learner_recovers_polyak_on_a_known_spectrum():
     # heavy nodes (weight > 0.5) are excluded from mu
     h = rmt.learner_from_ritz(jnp.array([1e-4, 1.0, 3.0]), jnp.array([0.8, 0.1, 0.1]))
     assert float(h.mu) == 1.0 and float(h.L) == 3.0
-
-
-def test_load_digits_split_standardizes_with_train_statistics():
-    Xtr, ytr, Xte, yte = rmt.load_digits_split(400, 0)
-    assert Xtr.shape == (1397, 64) and Xte.shape == (400, 64)
-    np.testing.assert_allclose(Xtr.mean(0), 0.0, atol=1e-12)
-    with pytest.raises(ValueError):
-        rmt.load_digits_split(0, 0)
-
-
-def test_load_digits_folds_are_disjoint_and_standardized():
-    Xtr, ytr, Xte, yte = rmt.load_digits_folds(3, 0)
-    assert Xtr.shape == (3, 1198, 64) and Xte.shape == (3, 599, 64) and ytr.shape == (3, 1198)
-    np.testing.assert_allclose(Xtr.mean(1), 0.0, atol=1e-12)
-    _, y = load_digits(return_X_y=True)
-    counts = np.bincount(yte.ravel(), minlength=10)  # 3 x 599 = 1797: the test folds cover the data once
-    assert np.array_equal(counts, np.bincount(y, minlength=10))
-    with pytest.raises(ValueError):
-        rmt.load_digits_folds(1, 0)
