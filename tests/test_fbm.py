@@ -43,7 +43,8 @@ def _a_integrand(t, gi, gj, kind):
     recent = _quad(lambda s: np.exp(-(gi + gj) * (t - s)), 0.0, t)
     if kind == "II":
         return recent
-    past = _quad(lambda u: (np.exp(-gi * (t + u)) - np.exp(-gi * u)) * (np.exp(-gj * (t + u)) - np.exp(-gj * u)), 0.0, np.inf)
+    # e^{-g(t+u)} - e^{-gu} = e^{-gu} expm1(-g t), written without cancellation
+    past = np.expm1(-gi * t) * np.expm1(-gj * t) * _quad(lambda u: np.exp(-(gi + gj) * u), 0.0, np.inf)
     return recent + past
 
 
@@ -52,8 +53,14 @@ def _var_integrand(t, H, kind):
     recent = _quad(lambda v: 1.0, 0.0, t, weight="alg", wvar=(2 * a - 2, 0.0))
     if kind == "II":
         return recent / special.gamma(a) ** 2
-    past = _quad(lambda u: ((t + u) ** (a - 1) - u ** (a - 1)) ** 2, 0.0, np.inf)
-    return (recent + past) / special.gamma(a) ** 2
+    # (t+u)^(a-1) - u^(a-1) = u^(a-1) expm1((a-1) log1p(t/u)), written without cancellation at large u
+    ratio = lambda u: np.expm1((a - 1) * np.log1p(t / u)) ** 2 if u > 0 else (1.0 if a < 1 else np.inf)  # noqa: E731
+    if a < 1:  # the integrand ~ u^(2a-2) at 0: carry that factor as a quadrature weight on [0, t]
+        near = _quad(ratio, 0.0, t, weight="alg", wvar=(2 * a - 2, 0.0))
+    else:
+        near = _quad(lambda u: ((t + u) ** (a - 1) - u ** (a - 1)) ** 2, 0.0, t)
+    far = _quad(lambda u: u ** (2 * a - 2) * ratio(u), t, np.inf)
+    return (recent + near + far) / special.gamma(a) ** 2
 
 
 @pytest.mark.parametrize("kind", ["I", "II"])
