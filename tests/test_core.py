@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from paperlib import claims, figures, profiles, provenance
+from paperlib import claims, figures, profiles, provenance, session
 
 
 @pytest.mark.parametrize("value, target, relation, tol, passed", [
@@ -109,3 +109,11 @@ def test_git_commit_ignores_results_but_not_sources(tmp_path):
     assert provenance.git_commit(tmp_path) == clean
     (tmp_path / "model.py").write_text("x = 2\n")
     assert provenance.git_commit(tmp_path) == clean + "+dirty"
+
+
+def test_session_start_sets_up_a_notebook(tmp_path):
+    out, reg, prov = session.start("toy2024", "smoke", tmp_path / "new" / "dir")
+    assert out.is_dir() and out == tmp_path / "new" / "dir"
+    assert (reg.paper, reg.profile) == ("toy2024", "smoke")
+    assert prov["paper"] == "toy2024" and prov["profile"] == "smoke" and prov["git_commit"]
+    assert plt.rcParams["figure.constrained_layout.use"]

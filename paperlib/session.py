@@ -1,0 +1,24 @@
+"""What every notebook does once its profile is resolved, in one call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+from paperlib import claims, figures, provenance
+
+
+class Session(NamedTuple):
+    out: Path  # the output folder (created)
+    reg: claims.Registry  # the notebook's claims; ``reg.save(out / "claims.json")`` at the end
+    prov: dict  # provenance stamped into every saved figure (paper, profile, git commit)
+
+
+def start(paper: str, profile: str, out_dir) -> Session:
+    """Create ``out_dir``, a claim registry for ``paper`` at ``profile``, the figure provenance, and switch
+    matplotlib to the house style."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    figures.use_style()
+    return Session(out, claims.Registry(paper, profile),
+                   {"paper": paper, "profile": profile, "git_commit": provenance.git_commit()})
