@@ -373,21 +373,29 @@ def train(optimizer: str, theta0, X, y, sizes, batch_size: int, epochs: int, lr,
     returns the final parameters. Fixed epochs means fewer steps at larger B (the paper's recipe).
     ``decay``: the base lr is multiplied by ``linear_decay_factor(step / total steps)``."""
     _check_optimizer(optimizer)
-    N = X.shape[0]
-    steps = N // batch_size
+    total = epochs * (X.shape[0] // batch_size)
+    lr_at = (lambda t: lr * linear_decay_factor(t.astype(theta0.dtype) / total)) if decay else (lambda t: lr)
 
     def epoch(carry, k):
-        def step(carry, idx):
-            theta, state = carry
-            g = jax.grad(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)))(theta)
-            lr_t = lr * linear_decay_factor(state.t.astype(theta.dtype) / (epochs * steps)) if decay else lr
-            return _opt_update(optimizer, theta, g, state, lr_t, momentum), None
-
-        batches = jax.random.permutation(k, N)[:steps * batch_size].reshape(steps, batch_size)
-        return lax.scan(step, carry, batches)[0], None
+        return _run_epoch(optimizer, carry, k, X, y, sizes, batch_size, lr_at, momentum), None
 
     (theta, _), _ = lax.scan(epoch, (theta0, _opt_init(theta0)), jax.random.split(key, epochs))
     return theta
+
+
+def _run_epoch(optimizer: str, carry, key, X, y, sizes, batch_size: int, lr_at, momentum):
+    """One pass over a ``key``-shuffled data set in floor(N/B) mini-batch steps from carry = (theta,
+    OptState); ``lr_at(t)`` is the step size at optimizer step count t. Returns the new carry."""
+    N = X.shape[0]
+    steps = N // batch_size
+
+    def step(carry, idx):
+        theta, state = carry
+        g = jax.grad(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)))(theta)
+        return _opt_update(optimizer, theta, g, state, lr_at(state.t), momentum), None
+
+    batches = jax.random.permutation(key, N)[:steps * batch_size].reshape(steps, batch_size)
+    return lax.scan(step, carry, batches)[0]
 
 
 # ------------------------------------------------------------------------- linear (quadratic) proxy
@@ -473,7 +481,6 @@ def train_with_learner(theta0, X, y, sizes, batch_size: int, epochs: int, key, c
     As a stability diagnostic it also records, at the same parameters, the top Ritz value of one random
     ``batch_size`` batch (heavy ball is stable on a quadratic iff lr * lambda < 2 (1 + momentum))."""
     N = X.shape[0]
-    steps = N // batch_size
 
     def epoch(carry, k):
         theta, state = carry
@@ -485,14 +492,8 @@ def train_with_learner(theta0, X, y, sizes, batch_size: int, epochs: int, key, c
         diag = jax.random.permutation(k_diag, N)[:batch_size]
         train_top = linalg.ritz(linalg.lanczos(_gathered_hessian_matvec(theta, X, y, diag, sizes), v0,
                                                lanczos_steps)).nodes[-1]
-
-        def step(carry, idx):
-            theta, state = carry
-            g = jax.grad(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)))(theta)
-            return _opt_update("sgd", theta, g, state, hyper.lr, hyper.momentum), None
-
-        batches = jax.random.permutation(k_perm, N)[:steps * batch_size].reshape(steps, batch_size)
-        theta, state = lax.scan(step, (theta, state), batches)[0]
+        theta, state = _run_epoch("sgd", (theta, state), k_perm, X, y, sizes, batch_size, lambda t: hyper.lr,
+                                  hyper.momentum)
         return (theta, state), (hyper, jnp.mean(per_sample_loss(theta, X, y, sizes)), train_top)
 
     (theta, _), (hypers, losses, tops) = lax.scan(epoch, (theta0, _opt_init(theta0)),
