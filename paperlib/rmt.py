@@ -101,6 +101,17 @@ def polyak_heavy_ball(L, mu):
     return 4.0 / (sL + smu) ** 2, ((sL - smu) / (sL + smu)) ** 2
 
 
+def authors_nesterov_rule(L, mu):
+    """The rule of the authors' most-run learner script (GadamX ``run_ssgdmn_fastanddirty.py``):
+    lr = sqrt(mu / L), momentum = (sqrt L - sqrt mu) / (sqrt L + sqrt mu) (Nesterov's strongly convex momentum;
+    the lr is their choice and is not scale-equivariant)."""
+    sL, smu = jnp.sqrt(L), jnp.sqrt(mu)
+    return smu / sL, (sL - smu) / (sL + smu)
+
+
+LEARNER_RULES = {"polyak": polyak_heavy_ball, "authors_nesterov": authors_nesterov_rule}
+
+
 # ------------------------------------------------------------------------- synthetic spiked models
 
 
@@ -444,21 +455,23 @@ class LearnedHyper(NamedTuple):
     momentum: jax.Array
 
 
-def learner_from_ritz(nodes, weights, drop_weight_above: float = 0.5) -> LearnedHyper:
+def learner_from_ritz(nodes, weights, drop_weight_above: float = 0.5, rule: str = "polyak") -> LearnedHyper:
     """The SLQ learner: L = largest |Ritz value|, mu = smallest |Ritz value| among nodes whose quadrature
     weight is <= ``drop_weight_above`` (the authors' code drops heavy nodes, which sit on the near-zero
-    bulk), then Polyak's heavy-ball (lr, momentum). Sign-blind |theta| as in the authors' code."""
+    bulk), then (lr, momentum) from ``rule`` (a key of LEARNER_RULES; "polyak" = Polyak's heavy ball).
+    Sign-blind |theta| as in the authors' code. For a rank-r matrix keep m <= r + 1 Lanczos steps: past the
+    breakdown the zero eigenvalue can come back as several degenerate nodes that share its weight."""
     mags = jnp.abs(nodes)
     L = jnp.max(mags)
     mu = jnp.min(jnp.where(weights <= drop_weight_above, mags, jnp.inf))
-    lr, momentum = polyak_heavy_ball(L, mu)
+    lr, momentum = LEARNER_RULES[rule](L, mu)
     return LearnedHyper(L, mu, lr, momentum)
 
 
-def lanczos_learner(matvec, v0, num_steps: int, drop_weight_above: float = 0.5) -> LearnedHyper:
+def lanczos_learner(matvec, v0, num_steps: int, drop_weight_above: float = 0.5, rule: str = "polyak") -> LearnedHyper:
     """Learner hyper-parameters from one ``num_steps``-step Lanczos run from v0 on ``matvec``."""
     r = linalg.ritz(linalg.lanczos(matvec, v0, num_steps))
-    return learner_from_ritz(r.nodes, r.weights, drop_weight_above)
+    return learner_from_ritz(r.nodes, r.weights, drop_weight_above, rule)
 
 
 class LearnerRun(NamedTuple):
@@ -473,9 +486,9 @@ def _gathered_hessian_matvec(theta, X, y, idx, sizes):
     return lambda v: linalg.hvp(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)), theta, v)
 
 
-@partial(jax.jit, static_argnames=("sizes", "batch_size", "epochs", "curvature_batch", "lanczos_steps"))
+@partial(jax.jit, static_argnames=("sizes", "batch_size", "epochs", "curvature_batch", "lanczos_steps", "rule"))
 def train_with_learner(theta0, X, y, sizes, batch_size: int, epochs: int, key, curvature_batch: int,
-                       lanczos_steps: int, drop_weight_above: float = 0.5) -> LearnerRun:
+                       lanczos_steps: int, drop_weight_above: float = 0.5, rule: str = "polyak") -> LearnerRun:
     """Heavy-ball SGD whose (lr, momentum) are re-learned at the start of every epoch from a
     ``lanczos_steps``-step Lanczos run on the Hessian of a random ``curvature_batch``-sample batch.
     As a stability diagnostic it also records, at the same parameters, the top Ritz value of one random
@@ -488,7 +501,7 @@ def train_with_learner(theta0, X, y, sizes, batch_size: int, epochs: int, key, c
         v0 = jax.random.normal(k_v0, theta.shape)
         curv = jax.random.permutation(k_curv, N)[:curvature_batch]
         hyper = lanczos_learner(_gathered_hessian_matvec(theta, X, y, curv, sizes), v0, lanczos_steps,
-                                drop_weight_above)
+                                drop_weight_above, rule)
         diag = jax.random.permutation(k_diag, N)[:batch_size]
         train_top = linalg.ritz(linalg.lanczos(_gathered_hessian_matvec(theta, X, y, diag, sizes), v0,
                                                lanczos_steps)).nodes[-1]

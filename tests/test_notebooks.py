@@ -14,11 +14,7 @@ NOTEBOOKS = sorted(nbs.discover())
 
 # Claims that honestly fail at the smoke scale, each explained in its notebook and in its open issue.
 # Strict: a listed claim that starts to pass fails the test too (then remove it from this list).
-KNOWN_FAILURES = {
-    # issue 5: 20 Lanczos steps (the authors' default) overestimate the bottom eigenvalue of the P = 100
-    # linear proxy, so the learner's momentum is 11% below Polyak's; Kaniel-Paige needs m >= 157 > P.
-    "granziol2022_rmt_lr_scaling": {"c7.learner.momentum"},
-}
+KNOWN_FAILURES: dict[str, set[str]] = {}
 
 
 def test_there_are_notebooks():

@@ -284,3 +284,22 @@ def test_learner_recovers_polyak_on_a_known_spectrum():
     # heavy nodes (weight > 0.5) are excluded from mu
     h = rmt.learner_from_ritz(jnp.array([1e-4, 1.0, 3.0]), jnp.array([0.8, 0.1, 0.1]))
     assert float(h.mu) == 1.0 and float(h.L) == 3.0
+
+
+def test_authors_rule_matches_its_closed_form():
+    # GadamX run_ssgdmn_fastanddirty.py: lr = sqrt(mu / L), momentum = (sqrt L - sqrt mu) / (sqrt L + sqrt mu)
+    h = rmt.learner_from_ritz(jnp.array([1e-4, 1.0, 16.0]), jnp.array([0.8, 0.1, 0.1]), rule="authors_nesterov")
+    np.testing.assert_allclose([h.lr, h.momentum], [0.25, 3.0 / 5.0], rtol=1e-12)
+
+
+def test_learner_skips_the_null_space_of_a_rank_deficient_hessian():
+    # X^T X / B with P >> B: the P - B zero eigenvalues form one heavy Ritz node that must be dropped, so mu is the
+    # smallest *nonzero* eigenvalue (without the deletion mu would be ~0 and the momentum ~1)
+    P, B = 400, 8
+    X = jax.random.normal(jax.random.PRNGKey(3), (B, P))
+    nonzero = np.linalg.eigvalsh(np.asarray(X @ X.T)) / B
+    v0 = jax.random.normal(jax.random.PRNGKey(4), (P,))
+    got = rmt.lanczos_learner(lambda v: X.T @ (X @ v) / B, v0, B + 1)  # Krylov space: B eigenvectors + the null node
+    np.testing.assert_allclose([got.L, got.mu], [nonzero[-1], nonzero[0]], rtol=1e-6)
+    kept_all = rmt.lanczos_learner(lambda v: X.T @ (X @ v) / B, v0, B + 1, drop_weight_above=1.0)
+    assert float(kept_all.mu) < 1e-6 * nonzero[0]
