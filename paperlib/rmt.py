@@ -461,6 +461,8 @@ def learner_from_ritz(nodes, weights, drop_weight_above: float = 0.5, rule: str 
     bulk), then (lr, momentum) from ``rule`` (a key of LEARNER_RULES; "polyak" = Polyak's heavy ball).
     Sign-blind |theta| as in the authors' code. For a rank-r matrix keep m <= r + 1 Lanczos steps: past the
     breakdown the zero eigenvalue can come back as several degenerate nodes that share its weight."""
+    if rule not in LEARNER_RULES:
+        raise ValueError(f"unknown learner rule {rule!r}; expected one of {sorted(LEARNER_RULES)}")
     mags = jnp.abs(nodes)
     L = jnp.max(mags)
     mu = jnp.min(jnp.where(weights <= drop_weight_above, mags, jnp.inf))

@@ -290,6 +290,8 @@ def test_authors_rule_matches_its_closed_form():
     # GadamX run_ssgdmn_fastanddirty.py: lr = sqrt(mu / L), momentum = (sqrt L - sqrt mu) / (sqrt L + sqrt mu)
     h = rmt.learner_from_ritz(jnp.array([1e-4, 1.0, 16.0]), jnp.array([0.8, 0.1, 0.1]), rule="authors_nesterov")
     np.testing.assert_allclose([h.lr, h.momentum], [0.25, 3.0 / 5.0], rtol=1e-12)
+    with pytest.raises(ValueError, match="unknown learner rule"):
+        rmt.learner_from_ritz(jnp.array([1.0, 2.0]), jnp.array([0.5, 0.5]), rule="nesterov")
 
 
 def test_learner_skips_the_null_space_of_a_rank_deficient_hessian():
