@@ -1,7 +1,13 @@
 """The notebooks of the repository: discovery, their metadata and their parameters cell.
 
-Each notebook carries ``metadata.paperlib = {"title", "citation", "arxiv", "profiles"}`` and one code
-cell tagged ``parameters`` whose top-level assignments are its knobs, e.g.::
+Each notebook carries ``metadata.paperlib = {"title", "citation", "arxiv", "profiles", "items"}`` and one
+code cell tagged ``parameters`` whose top-level assignments are its knobs. ``items`` is the paper-item
+table: one entry per theorem, proposition, figure and table of the paper (as its brief names them)::
+
+    {"id": "thm3.1", "title": "Theorem 3.1: ...", "status": "reproduced",   # see ITEM_STATUSES
+     "claims": ["thm3.1.bound"], "figures": ["fig2_bound"], "note": "scale, proxy or reason"}
+
+The knobs, e.g.::
 
     profile = "default"          # smoke | default | full
     out_dir = "output"           # where figures and claims.json go
@@ -25,6 +31,9 @@ from paperlib.provenance import REPO_ROOT
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 RESERVED = ("profile", "out_dir")  # set by the runner's --profile and --out, not by -p
+
+ITEM_STATUSES = ("reproduced", "partial", "not reproduced", "out of scope")
+ITEM_KEYS = ("id", "title", "status", "claims", "figures", "note")
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple,
           "dict": dict}
@@ -58,6 +67,7 @@ class Notebook:
     arxiv: str
     profiles: tuple[str, ...]
     knobs: dict[str, Knob]
+    items: tuple[dict, ...] = ()
 
 
 def _annotation_types(node: ast.expr | None, default: object) -> tuple[type, ...] | None:
@@ -92,6 +102,28 @@ def parse_parameters(source: str) -> dict[str, Knob]:
     return knobs
 
 
+def check_items(items: object, where: str = "") -> tuple[dict, ...]:
+    """Validate a paper-item table (see the module docstring); return it as a tuple."""
+    if not isinstance(items, list):
+        raise ValueError(f"{where}: metadata.paperlib.items must be a list")
+    seen = set()
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != set(ITEM_KEYS):
+            raise ValueError(f"{where}: paper item {i} must have exactly the keys {ITEM_KEYS}")
+        if item["status"] not in ITEM_STATUSES:
+            raise ValueError(f"{where}: paper item {item['id']!r} has status {item['status']!r}; "
+                             f"use one of {ITEM_STATUSES}")
+        if item["id"] in seen:
+            raise ValueError(f"{where}: paper item {item['id']!r} listed twice")
+        if not (isinstance(item["claims"], list) and isinstance(item["figures"], list)):
+            raise ValueError(f"{where}: paper item {item['id']!r}: claims and figures must be lists")
+        if item["status"] in ("reproduced", "partial") and not (item["claims"] or item["figures"]):
+            raise ValueError(f"{where}: paper item {item['id']!r} is {item['status']} but names no "
+                             "claim or figure behind it")
+        seen.add(item["id"])
+    return tuple(items)
+
+
 def load(path: Path) -> Notebook:
     nb = json.loads(Path(path).read_text())
     meta = nb.get("metadata", {}).get("paperlib", {})
@@ -105,7 +137,8 @@ def load(path: Path) -> Notebook:
         raise ValueError(f"{path}: the parameters cell must define {missing}")
     return Notebook(name=Path(path).stem, path=Path(path), title=meta.get("title", Path(path).stem),
                     citation=meta.get("citation", ""), arxiv=meta.get("arxiv", ""),
-                    profiles=tuple(meta.get("profiles", ())), knobs=knobs)
+                    profiles=tuple(meta.get("profiles", ())), knobs=knobs,
+                    items=check_items(meta.get("items", []), str(path)))
 
 
 def discover(directory: Path = NOTEBOOKS_DIR) -> dict[str, Notebook]:

@@ -8,7 +8,7 @@ Each notebook runs into a hidden temporary folder inside DIR; only when it finis
 renamed to ``DIR/<notebook>/`` (executed notebook, figures, ``claims.json``, ``run.json``), so a crash
 or an interrupt leaves the previous results in place. A notebook that raises is reported and kept in
 ``DIR/.failed/<notebook>/``; the others still run. Exit code 0 only if every notebook ran and every
-claim passed.
+claim's verdict is as declared (passed, or a declared reproduction gap that failed).
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ from pathlib import Path
 from paperlib import notebooks as nbs
 from paperlib import provenance
 from paperlib._atomic import atomic_write_text, replace_dir
+from paperlib.claims import count as count_claims
 from paperlib.claims import load as load_claims
 from paperlib.profiles import BUDGET_SECONDS, PROFILES, check_profile
 
 FIGURES_DIR = provenance.REPO_ROOT / "figures"
 README = provenance.REPO_ROOT / "README.md"
 RESULTS_BEGIN, RESULTS_END = "<!-- results:begin -->", "<!-- results:end -->"
+PAPERS_BEGIN, PAPERS_END = "<!-- papers:begin -->", "<!-- papers:end -->"
 
 
 class UsageError(Exception):
@@ -44,9 +46,9 @@ class UsageError(Exception):
 @dataclass
 class Result:
     name: str
-    status: str  # "ok", "claims failed", "error"
-    passed: int = 0
-    total: int = 0
+    status: str  # "ok", "not as declared", "error"
+    passed: int = 0  # paper claims passed
+    total: int = 0  # paper claims
     wall_s: float = 0.0
     message: str = ""
 
@@ -143,13 +145,14 @@ def run_one(nb: nbs.Notebook, profile: str, params: dict, out_root: Path) -> Res
             os.replace(work, failed)
             return Result(nb.name, "error", wall_s=wall, message=f"{why} (see {failed})")
         claims = load_claims(claims_file)["claims"]
-        passed = sum(c["passed"] for c in claims)
+        n = count_claims(claims)
         log.unlink()
         _write_run_json(work / "run.json", nb, profile, all_params, started, wall)
         replace_dir(work, out_root / nb.name)
-        status = "ok" if claims and passed == len(claims) else "claims failed"
-        return Result(nb.name, status, passed, len(claims), wall,
-                      "" if claims else "the notebook recorded no claims")
+        status = "ok" if claims and not n["unexpected"] else "not as declared"
+        message = ("the notebook recorded no claims" if not claims else
+                   f"not as declared: {', '.join(n['unexpected'])}" if n["unexpected"] else "")
+        return Result(nb.name, status, n["paper_passed"], n["paper_total"], wall, message)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -162,6 +165,7 @@ def _write_run_json(path: Path, nb: nbs.Notebook, profile: str, params: dict,
         "title": nb.title,
         "citation": nb.citation,
         "arxiv": nb.arxiv,
+        "paper_items": list(nb.items),
         "profile": profile,
         "parameters": {k: v for k, v in params.items() if k != "out_dir"},
         "git_commit": provenance.git_commit(),
@@ -187,7 +191,7 @@ def summary_rows(out_root: Path) -> list[dict]:
         claims = load_claims(folder / "claims.json")["claims"]
         rows.append({
             "name": folder.name, "title": run.get("title", folder.name),
-            "passed": sum(c["passed"] for c in claims), "total": len(claims),
+            "claims": claims, **count_claims(claims), "items": run.get("paper_items", []),
             "profile": run["profile"], "device": run["device"]["device"],
             "wall": run["wall_time_s"], "budget": run["budget_s"],
             "figures": sorted(p.name for p in folder.glob("*.png")),
@@ -195,36 +199,90 @@ def summary_rows(out_root: Path) -> list[dict]:
     return rows
 
 
+def _item_counts(items: list[dict]) -> str:
+    counts = {s: sum(i["status"] == s for i in items) for s in nbs.ITEM_STATUSES}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none declared"
+
+
+def _claims_cell(r: dict) -> str:
+    text = f"{r['paper_passed']}/{r['paper_total']}"
+    if r["unexpected"]:
+        text += f" (**not as declared: {', '.join(r['unexpected'])}**)"
+    return text
+
+
 def results_table(rows: list[dict], link_prefix: str) -> str:
-    lines = ["| paper | claims passed | profile | device | wall time | figures |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| paper | paper claims passed | declared gaps | checks passed | paper items | profile "
+             "| device | wall time | figures |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         over = "" if r["wall"] <= r["budget"] else f" (over the {r['budget']} s budget)"
         figs = ", ".join(f"[{Path(f).stem}]({link_prefix}{r['name']}/{f})" for f in r["figures"])
-        lines.append(f"| [{r['title']}]({link_prefix}{r['name']}/) | {r['passed']}/{r['total']} | "
+        lines.append(f"| [{r['title']}]({link_prefix}{r['name']}/) | {_claims_cell(r)} | {r['gaps']} | "
+                     f"{r['checks_passed']}/{r['checks_total']} | {_item_counts(r['items'])} | "
                      f"{r['profile']} | {r['device']} | {r['wall']:.0f} s{over} | {figs} |")
     return "\n".join(lines)
 
 
+def papers_table(rows: list[dict], link_prefix: str) -> str:
+    """The README's "Papers" table: per notebook, item statuses and each declared gap with its reason."""
+    lines = ["| notebook | paper items | paper claims passed | checks | declared gaps |", "|---|---|---|---|---|"]
+    for r in rows:
+        gaps = "; ".join(f"`{c['id']}`: {c['gap']}" for c in r["claims"] if c.get("expected") == "fail")
+        lines.append(f"| [{r['name']}]({link_prefix}{r['name']}/) | {_item_counts(r['items'])} | "
+                     f"{_claims_cell(r)} | {r['checks_passed']}/{r['checks_total']} | {gaps or 'none'} |")
+    return "\n".join(lines)
+
+
+def items_section(r: dict) -> str:
+    """One notebook's paper-item table, for figures/README.md."""
+    lines = [f"### {r['title']}\n", f"{_claims_cell(r)} paper claims passed, {r['gaps']} declared gaps, "
+             f"{r['checks_passed']}/{r['checks_total']} checks ({r['profile']} profile).\n"]
+    if not r["items"]:
+        return "\n".join(lines + ["No paper-item table declared.\n"])
+    verdicts = {c["id"]: c for c in r["claims"]}
+    lines += ["| item | status | claims | figures | note |", "|---|---|---|---|---|"]
+    for item in r["items"]:
+        cs = ", ".join(f"{cid} ({_word(verdicts.get(cid))})" for cid in item["claims"])
+        figs = ", ".join(f"[{f}]({r['name']}/{f}.png)" for f in item["figures"])
+        lines.append(f"| {item['title']} | {item['status']} | {cs or '-'} | {figs or '-'} | {item['note']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _word(c: dict | None) -> str:
+    if c is None:
+        return "not recorded"
+    if c.get("expected") == "fail":
+        return "gap" if not c["passed"] else "gap now passes"
+    return "pass" if c["passed"] else "FAIL"
+
+
+def _replace_between(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        return text
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
 def write_summaries(out_root: Path) -> None:
-    """``out_root/README.md`` from every result folder; the top README's table too for figures/."""
+    """``out_root/README.md`` from every result folder; the top README's tables too for figures/."""
     rows = summary_rows(out_root)
     atomic_write_text(out_root / "README.md",
                       "# Reproduced figures and claims\n\nWritten by `paperlib reproduce`; one row per "
-                      "notebook, read from its `claims.json` and `run.json`.\n\n"
-                      + results_table(rows, "") + "\n")
+                      "notebook, read from its `claims.json` and `run.json`. Paper claims reproduce an "
+                      "item of the paper; checks guard our own machinery; a declared gap is a paper claim "
+                      "our reproduction does not meet, computed every run.\n\n"
+                      + results_table(rows, "") + "\n\n## Paper items\n\n"
+                      + "\n".join(items_section(r) for r in rows))
     if out_root.resolve() == FIGURES_DIR.resolve() and README.exists():
-        text = README.read_text()
-        if RESULTS_BEGIN in text and RESULTS_END in text:
-            head, rest = text.split(RESULTS_BEGIN, 1)
-            tail = rest.split(RESULTS_END, 1)[1]
-            atomic_write_text(README, f"{head}{RESULTS_BEGIN}\n{results_table(rows, 'figures/')}\n"
-                                      f"{RESULTS_END}{tail}")
+        text = _replace_between(README.read_text(), RESULTS_BEGIN, RESULTS_END,
+                                results_table(rows, "figures/"))
+        text = _replace_between(text, PAPERS_BEGIN, PAPERS_END, papers_table(rows, "figures/"))
+        atomic_write_text(README, text)
 
 
 def _print_table(results: list[Result], profile: str) -> None:
     print(f"\nSummary ({profile} profile)")
-    print(f"{'notebook':40s} {'claims':>8s} {'wall':>8s}  status")
+    print(f"{'notebook':40s} {'paper':>8s} {'wall':>8s}  status")
     for r in results:
         over = " (over budget)" if r.wall_s > BUDGET_SECONDS[profile] else ""
         print(f"{r.name:40s} {r.passed:>3d}/{r.total:<4d} {r.wall_s:>7.1f}s  {r.status}{over}"
@@ -245,7 +303,7 @@ def reproduce(profile: str = "default", only: list[str] | None = None, out: Path
     def run(nb: nbs.Notebook) -> Result:
         print(f"[start] {nb.name} ({profile})", flush=True)
         result = run_one(nb, profile, chosen[nb.name], out)
-        print(f"[{result.status}] {nb.name}: {result.passed}/{result.total} claims, "
+        print(f"[{result.status}] {nb.name}: {result.passed}/{result.total} paper claims, "
               f"{result.wall_s:.1f} s" + (f" - {result.message}" if result.message else ""), flush=True)
         return result
 

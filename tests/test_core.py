@@ -30,7 +30,7 @@ from paperlib import claims, figures, profiles, provenance, session
 ])
 def test_verdicts(value, target, relation, tol, passed):
     reg = claims.Registry("p", "smoke")
-    assert reg.check("c", "s", value, target, relation, tol, source="closed form: test").passed is passed
+    assert reg.check("c", "s", value, target, relation, tol, source="closed form: test", kind="check").passed is passed
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -39,28 +39,87 @@ def test_verdicts(value, target, relation, tol, passed):
     (dict(relation="in", target=[1, 0]), "needs target"),
     (dict(source="our own output"), "source must start with"),
     (dict(tolerance=-1.0, relation="approx"), "non-negative"),
+    (dict(kind="theorem"), "kind must be one of"),
+    (dict(kind="paper", value=True, target=True), "not a bare boolean"),
+    (dict(kind="paper", value=[True, False], target=True), "not a bare boolean"),
+    (dict(kind="check", gap="too small"), "only a paper claim can be a declared gap"),
+    (dict(gap=""), "needs its reason"),
 ])
 def test_malformed_claims_raise(kwargs, message):
     args = dict(claim_id="c", statement="s", value=1.0, target=1.0, relation="==", tolerance=None,
-                source="paper: Table 1") | kwargs
+                source="paper: Table 1", kind="paper") | kwargs
     with pytest.raises(ValueError, match=message):
         claims.Registry("p", "smoke").check(**args)
 
 
 def test_claims_json_format(tmp_path):
     reg = claims.Registry("tyurin2024", "smoke")
-    reg.check("t1", "ok", np.int64(2), 2, "==", source="paper: Table 1")
-    reg.check("t2", "bad", np.array([0.5, np.nan]), 1.0, "<=", source="closed form: bound")
-    reg.check("t3", "dup", 1, 1, "==", source="paper")
+    reg.check("t1", "ok", np.int64(2), 2, "==", source="paper: Table 1", kind="paper")
+    reg.check("t2", "bad", np.array([0.5, np.nan]), 1.0, "<=", source="closed form: bound", kind="paper")
+    reg.check("t3", "dup", 1, 1, "==", source="paper", kind="check")
     with pytest.raises(ValueError, match="recorded twice"):
-        reg.check("t3", "dup", 1, 1, "==", source="paper")
+        reg.check("t3", "dup", 1, 1, "==", source="paper", kind="check")
+    reg.check("t4", "gap", 3.0, 1.0, "<=", source="paper: Thm 2", kind="paper", gap="bound missed by 3x")
     data = json.loads(reg.save(tmp_path / "claims.json").read_text())
     assert data["paper"] == "tyurin2024" and data["profile"] == "smoke"
-    assert [c["passed"] for c in data["claims"]] == [True, False, True]
+    assert [c["passed"] for c in data["claims"]] == [True, False, True, False]
     assert set(data["claims"][0]) == {"id", "statement", "value", "target", "relation", "tolerance",
-                                      "source", "passed"}
+                                      "source", "kind", "gap", "expected", "passed", "as_expected"}
     assert data["claims"][1]["value"] == [0.5, "nan"]
-    assert "2/3 claims passed" in reg.table()
+    assert [c["as_expected"] for c in data["claims"]] == [True, False, True, True]
+    assert data["claims"][3]["expected"] == "fail" and data["claims"][3]["gap"] == "bound missed by 3x"
+    assert claims.count(data["claims"]) == {"paper_passed": 1, "paper_total": 3, "checks_passed": 1,
+                                            "checks_total": 1, "gaps": 1, "unexpected": ["t2"]}
+    table = reg.table()
+    assert "1/3 paper claims passed, 1 declared gap; 1/1 checks passed" in table
+    assert "not as declared: t2" in table and "bound missed by 3x" in table and not reg.as_declared
+
+
+def test_statistical_claims_use_the_standard_error(tmp_path):
+    reg = claims.Registry("p", "smoke")
+    samples = np.array([0.9, 1.1, 1.0, 1.2, 0.8])  # mean 1.0, s.e. 0.0707
+    c = reg.statistical("eq", "mean over seeds", samples, target=1.1, source="paper: Fig 1", kind="paper")
+    assert c.passed and c.value == pytest.approx(1.0)
+    assert c.stats["n"] == 5 and c.stats["se"] == pytest.approx(np.sqrt(0.025 / 5))  # s^2 = 0.1 / 4
+    assert c.stats["z"] == pytest.approx((1.0 - 1.1) / c.stats["se"], abs=1e-4)
+    far = reg.statistical("far", "mean over seeds", samples, target=1.3, source="paper: Fig 1", kind="paper")
+    assert not far.passed and far.stats["z"] < -3  # z = -4.2
+    # one-sided rules, and a summary given as mean / se / n
+    assert reg.statistical("below", "mean below", mean=0.5, se=0.1, n=10, target=1.0, rule="below",
+                           source="closed form: bound", kind="paper").passed          # z = -5
+    assert not reg.statistical("below2", "mean below", mean=0.8, se=0.1, n=10, target=1.0, rule="below",
+                               source="closed form: bound", kind="paper").passed      # z = -2
+    assert reg.statistical("atmost", "mean at most", mean=1.2, se=0.1, n=10, target=1.0, rule="at_most",
+                           source="closed form: bound", kind="paper").passed          # z = 2
+    assert not reg.statistical("atleast", "mean at least", mean=0.6, se=0.1, n=10, target=1.0,
+                               rule="at_least", source="closed form: bound", kind="paper").passed
+    # the target's own Monte-Carlo error enters the z-score
+    both = reg.statistical("both", "two estimates agree", mean=1.0, se=0.3, n=10, target=2.0, target_se=0.4,
+                           source="independent computation: MC", kind="check")
+    assert both.stats["z"] == pytest.approx(-2.0) and both.passed
+    # arrays pass only if every element passes; a non-finite mean never passes
+    arr = reg.statistical("arr", "per-N means", np.array([[1.0, 5.0], [1.2, 5.2], [0.8, 4.8]]),
+                          target=[1.0, 1.0], source="closed form: x", kind="paper")
+    assert not arr.passed and len(arr.stats["z"]) == 2
+    assert not reg.statistical("nan", "nan mean", mean=float("nan"), se=0.1, n=3, target=0.0,
+                               source="closed form: x", kind="check").passed
+    record = json.loads(reg.save(tmp_path / "c.json").read_text())["claims"][0]
+    assert {"se", "n", "z", "z_crit", "rule"} <= set(record) and record["relation"] == "z"
+    assert "z = " in reg.table()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(samples=[1.0]), "at least 2 samples"),
+    (dict(mean=1.0, se=0.1), "give samples, or mean, se and n"),
+    (dict(samples=[1.0, 2.0], mean=1.0), "not both"),
+    (dict(mean=1.0, se=0.0, n=5), "must be positive"),
+    (dict(mean=1.0, se=0.1, n=1), "n must be an integer >= 2"),
+    (dict(samples=[1.0, 2.0], rule="close"), "unknown rule"),
+    (dict(samples=[1.0, 2.0], z_crit=0), "z_crit must be a positive"),
+])
+def test_malformed_statistical_claims_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        claims.Registry("p", "smoke").statistical("c", "s", target=1.0, source="paper: x", kind="paper", **kwargs)
 
 
 def test_profiles_resolve_and_reject():

@@ -1,6 +1,7 @@
 """Every notebook in notebooks/ under the smoke profile, through the runner, into a temporary folder:
-it must run, record claims, pass every one of them (except the documented failures below) and stay
-within the smoke time budget."""
+it must run, record claims, give every claim the verdict it declares (passed, or a declared reproduction
+gap that failed), back its paper-item table with the claims and figures it names, and stay within the
+smoke time budget."""
 
 import json
 
@@ -12,10 +13,6 @@ from paperlib.profiles import BUDGET_SECONDS
 
 NOTEBOOKS = sorted(nbs.discover())
 
-# Claims that honestly fail at the smoke scale, each explained in its notebook and in its open issue.
-# Strict: a listed claim that starts to pass fails the test too (then remove it from this list).
-KNOWN_FAILURES: dict[str, set[str]] = {}
-
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no notebook"
@@ -26,6 +23,7 @@ def test_notebook_is_committed_clean(name):
     nb = json.loads(nbs.discover()[name].path.read_text())
     assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), "clear the outputs"
     assert nb["metadata"]["paperlib"]["citation"] and nb["metadata"]["paperlib"]["arxiv"]
+    assert nbs.discover()[name].items, "declare the paper-item table (metadata.paperlib.items)"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -33,11 +31,18 @@ def test_notebook_smoke(name, tmp_path):
     [result] = reproduce.reproduce("smoke", [name], tmp_path)
     assert result.status != "error", result.message
     claims = json.loads((tmp_path / name / "claims.json").read_text())["claims"]
-    expected = KNOWN_FAILURES.get(name, set())
-    failed = [f"{c['id']}: {c['statement']} (value {c['value']}, target {c['target']})"
-              for c in claims if not c["passed"] and c["id"] not in expected]
-    assert claims and not failed, "failed claims:\n" + "\n".join(failed)
-    now_passing = {c["id"] for c in claims if c["passed"]} & expected
-    assert not now_passing, f"listed as known failures but passed: {sorted(now_passing)}; update KNOWN_FAILURES"
-    assert expected <= {c["id"] for c in claims}, "a known failure names a claim the notebook no longer checks"
+    assert claims, "the notebook recorded no claims"
+    wrong = [f"{c['id']} ({'declared gap passed' if c['expected'] == 'fail' else 'failed'}): "
+             f"{c['statement']} (value {c['value']}, target {c['target']})"
+             for c in claims if not c["as_expected"]]
+    assert not wrong, "verdicts not as declared:\n" + "\n".join(wrong)
+    items = nbs.discover()[name].items
+    named = {cid for item in items for cid in item["claims"]}
+    recorded = {c["id"] for c in claims}
+    assert named <= recorded, f"paper items name claims the notebook did not record: {sorted(named - recorded)}"
+    orphans = {c["id"] for c in claims if c["kind"] == "paper"} - named
+    assert not orphans, f"paper claims that back no paper item: {sorted(orphans)}"
+    figures = {f for item in items for f in item["figures"]}
+    missing = {f for f in figures if not (tmp_path / name / f"{f}.png").exists()}
+    assert not missing, f"paper items name figures the notebook did not save: {sorted(missing)}"
     assert result.wall_s <= BUDGET_SECONDS["smoke"], f"smoke run took {result.wall_s:.0f} s"

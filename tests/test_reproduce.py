@@ -27,9 +27,14 @@ if mode == "raise":
 if mode == "sleep":
     Path(out_dir, "started").write_text("yes")
     time.sleep(120)
-reg.check("seed", "the -p seed reached the notebook", seed, expected_seed, "==", source="closed form: identity")
+reg.check("seed", "the -p seed reached the notebook", seed, expected_seed, "==", source="closed form: identity",
+          kind="paper")
+reg.check("sum", "our own arithmetic", 1 + 1, 2, "==", source="closed form: arithmetic", kind="check")
 if mode == "fail":
-    reg.check("one_is_two", "a claim that must fail", 1, 2, "==", source="closed form: arithmetic")
+    reg.check("one_is_two", "a claim that must fail", 1, 2, "==", source="closed form: arithmetic", kind="paper")
+if mode in ("gap", "gap_passes"):
+    reg.check("declared_gap", "a declared reproduction gap", 1 if mode == "gap" else 2, 2, "==",
+              source="closed form: arithmetic", kind="paper", gap="our toy does not reach the paper's 2")
 reg.save(Path(out_dir) / "claims.json")
 """
 
@@ -38,7 +43,11 @@ def _toy_notebook(path: Path, mode: str) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["paperlib"] = {"title": f"Toy ({mode})", "citation": "Nobody, Toy notebook (2026)",
-                               "arxiv": "0000.00000", "profiles": ["smoke", "default", "full"]}
+                               "arxiv": "0000.00000", "profiles": ["smoke", "default", "full"],
+                               "items": [{"id": "thm1", "title": "Theorem 1: seeds arrive", "status": "reproduced",
+                                          "claims": ["seed"], "figures": [], "note": "toy"},
+                                         {"id": "fig9", "title": "Figure 9", "status": "out of scope",
+                                          "claims": [], "figures": [], "note": "needs a download"}]}
     params = nbformat.v4.new_code_cell(
         f'profile = "default"  # smoke | default | full\nout_dir = "output"\nseed: int = 0\n'
         f'expected_seed: int = 0\nmode = "{mode}"\nlabel: str | None = None\n')
@@ -51,7 +60,7 @@ def _toy_notebook(path: Path, mode: str) -> None:
 def toys(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    for mode in ("pass", "raise", "sleep", "fail"):
+    for mode in ("pass", "raise", "sleep", "fail", "gap", "gap_passes"):
         _toy_notebook(folder / f"toy_{mode}.ipynb", mode)
     return folder
 
@@ -83,7 +92,7 @@ def test_failures_are_isolated_and_reported(toys, tmp_path):
     results = reproduce.reproduce("smoke", ["toy_raise", "toy_pass", "toy_fail"], out,
                                   params=[("seed", "3"), ("expected_seed", "3")], notebooks_dir=toys)
     status = {r.name: r.status for r in results}
-    assert status == {"toy_raise": "error", "toy_pass": "ok", "toy_fail": "claims failed"}
+    assert status == {"toy_raise": "error", "toy_pass": "ok", "toy_fail": "not as declared"}
     assert "boom from the toy notebook" in next(r.message for r in results if r.name == "toy_raise")
     assert not (out / "toy_raise").exists() and (out / ".failed" / "toy_raise").is_dir()
     for name in ("toy_pass", "toy_fail"):
@@ -92,8 +101,11 @@ def test_failures_are_isolated_and_reported(toys, tmp_path):
     assert run["profile"] == "smoke" and run["parameters"]["seed"] == 3
     assert run["wall_time_s"] > 0 and run["budget_s"] == 180 and "jax" in run["packages"]
     assert run["device"]["backend"] in ("cpu", "gpu", "cuda", "tpu")
+    assert run["paper_items"][0]["claims"] == ["seed"]
     summary = (out / "README.md").read_text()
-    assert "| [Toy (pass)](toy_pass/) | 1/1 |" in summary and "1/1" in summary and "1/2" in summary
+    assert "| [Toy (pass)](toy_pass/) | 1/1 | 0 | 1/1 | 1 reproduced, 1 out of scope |" in summary
+    assert "| [Toy (fail)](toy_fail/) | 1/2 (**not as declared: one_is_two**) |" in summary
+    assert "| Theorem 1: seeds arrive | reproduced | seed (pass) |" in summary
     assert not list(out.glob(".tmp-*"))
 
 
@@ -101,11 +113,54 @@ def test_exit_code_is_nonzero_when_a_notebook_fails(toys, tmp_path):
     out = tmp_path / "out"
     ok = _cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "toy_pass", notebooks=toys)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "[ok] toy_pass: 1/1 claims" in ok.stdout
+    assert "[ok] toy_pass: 1/1 paper claims" in ok.stdout
     bad = _cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "toy_pass", "toy_raise",
                "--jobs", "2", notebooks=toys)
     assert bad.returncode == 1
     assert "[error] toy_raise" in bad.stdout and "[ok] toy_pass" in bad.stdout
+
+
+def test_declared_gaps_decide_the_verdict(toys, tmp_path):
+    """A declared gap that fails is as declared (green); a gap that passes is not (red), as is an
+    undeclared failure."""
+    out = tmp_path / "out"
+    results = {r.name: r for r in reproduce.reproduce("smoke", ["toy_gap", "toy_gap_passes", "toy_fail"], out,
+                                                      notebooks_dir=toys)}
+    assert results["toy_gap"].status == "ok" and (results["toy_gap"].passed, results["toy_gap"].total) == (1, 2)
+    assert results["toy_gap_passes"].status == "not as declared"
+    assert "declared_gap" in results["toy_gap_passes"].message
+    assert results["toy_fail"].status == "not as declared"
+    gap = next(c for c in json.loads((out / "toy_gap" / "claims.json").read_text())["claims"]
+               if c["id"] == "declared_gap")
+    assert (gap["kind"], gap["expected"], gap["passed"], gap["as_expected"]) == ("paper", "fail", False, True)
+    summary = (out / "README.md").read_text()
+    assert "| [Toy (gap)](toy_gap/) | 1/2 | 1 | 1/1 |" in summary
+    gap_only = _cli("reproduce", "--profile", "smoke", "--out", str(tmp_path / "o2"), "--only", "toy_gap",
+                    notebooks=toys)
+    assert gap_only.returncode == 0, gap_only.stdout + gap_only.stderr
+    passes = _cli("reproduce", "--profile", "smoke", "--out", str(tmp_path / "o3"), "--only", "toy_gap_passes",
+                  notebooks=toys)
+    assert passes.returncode == 1
+
+
+def test_papers_table_lists_gaps_with_reasons(toys, tmp_path):
+    out = tmp_path / "out"
+    reproduce.reproduce("smoke", ["toy_gap"], out, notebooks_dir=toys)
+    table = reproduce.papers_table(reproduce.summary_rows(out), "figures/")
+    assert "| [toy_gap](figures/toy_gap/) | 1 reproduced, 1 out of scope | 1/2 | 1/1 |" in table
+    assert "`declared_gap`: our toy does not reach the paper's 2" in table
+
+
+@pytest.mark.parametrize("items, message", [
+    ("nope", "must be a list"),
+    ([{"id": "a"}], "exactly the keys"),
+    ([dict(id="a", title="A", status="done", claims=[], figures=[], note="")], "has status 'done'"),
+    ([dict(id="a", title="A", status="partial", claims=[], figures=[], note="")], "names no claim"),
+    ([dict(id="a", title="A", status="out of scope", claims=[], figures=[], note="")] * 2, "listed twice"),
+])
+def test_bad_paper_items_are_refused(items, message):
+    with pytest.raises(ValueError, match=message):
+        nbs.check_items(items, "nb")
 
 
 def test_crashed_run_keeps_previous_results(toys, tmp_path):
