@@ -8,12 +8,32 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def readable_mode(directory: bool = False) -> int:
+    """The mode a plain ``open``/``mkdir`` would give under the current umask (0644/0755 by default);
+    ``tempfile`` makes 0600/0700, which other users of a shared machine cannot read."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def make_temp_dir(parent: Path, prefix: str) -> Path:
+    """A fresh folder inside ``parent`` with the umask's usual permissions."""
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(work, readable_mode(directory=True))
+    return work
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, readable_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

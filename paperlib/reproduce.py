@@ -17,9 +17,9 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +28,8 @@ from pathlib import Path
 
 from paperlib import notebooks as nbs
 from paperlib import provenance
-from paperlib._atomic import atomic_write_text, replace_dir
+from paperlib._atomic import atomic_write_text, make_temp_dir, replace_dir
+from paperlib._runguard import Busy, Children, Interrupted, OutputLock, signals_raise
 from paperlib.claims import count as count_claims
 from paperlib.claims import load as load_claims
 from paperlib.profiles import BUDGET_SECONDS, PROFILES, check_profile
@@ -43,10 +44,18 @@ class UsageError(Exception):
     """A bad command line: reported before any notebook runs."""
 
 
+class RunStopped(Exception):
+    """A signal stopped the run; ``finished`` notebooks had been written before it came."""
+
+    def __init__(self, signum: int, finished: list[str]):
+        super().__init__(signal.Signals(signum).name)
+        self.signum, self.finished = signum, finished
+
+
 @dataclass
 class Result:
     name: str
-    status: str  # "ok", "not as declared", "error"
+    status: str  # "ok", "not as declared", "error", "interrupted"
     passed: int = 0  # paper claims passed
     total: int = 0  # paper claims
     wall_s: float = 0.0
@@ -65,7 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("reproduce", help="run notebooks and write figures, claims and provenance")
     run.add_argument("--profile", default="default", help=f"one of {', '.join(PROFILES)} (default: default)")
     run.add_argument("--only", nargs="+", metavar="NAME", help="run only these notebooks")
-    run.add_argument("--out", type=Path, default=FIGURES_DIR, help="output folder (default: figures/)")
+    run.add_argument("--out", type=Path, default=None,
+                     help="output folder (default: figures/ for the default profile, figures/full/ for full; "
+                          "required for smoke and for runs with -p)")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                      help="set a notebook parameter, e.g. -p seed 3 (repeatable)")
     run.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
@@ -75,15 +86,46 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def canonical_out(profile: str) -> Path | None:
+    """Where a run with no ``--out`` and no ``-p`` goes: the committed results of its profile."""
+    return {"default": FIGURES_DIR, "full": FIGURES_DIR / "full"}.get(profile)
+
+
+def check_out(out: Path | None, profile: str, params: list, notebooks_dir: Path) -> Path:
+    """The output folder, checked before anything runs: ``figures/`` (and ``figures/full/``) hold
+    canonical runs only, so a smoke run or a run with ``-p`` needs an ``--out`` of its own."""
+    canonical = canonical_out(profile)
+    if out is None:
+        if canonical is None or params:
+            why = "-p overrides" if params else f"the {profile} profile"
+            raise UsageError(f"a run with {why} needs --out DIR: figures/ holds canonical runs only")
+        return canonical
+    out = Path(out).resolve()
+    committed = {FIGURES_DIR.resolve(), (FIGURES_DIR / "full").resolve()}
+    if out in committed and (params or canonical is None or out != canonical.resolve()):
+        raise UsageError(f"--out {out} holds canonical results; write a {profile} run"
+                         f"{' with -p' if params else ''} elsewhere")
+    if out == Path(notebooks_dir).resolve() or Path(notebooks_dir).resolve() in out.parents:
+        raise UsageError(f"--out {out} is inside the notebooks folder; choose a folder outside it")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise UsageError(f"--out {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {existing} is not writable")
+    return out
+
+
 def plan(profile: str, only: list[str] | None, params: list[tuple[str, str]], jobs: int,
-         notebooks_dir: Path) -> tuple[list[nbs.Notebook], dict[str, dict]]:
-    """Validate the whole command line; return the notebooks to run and each one's parameters."""
+         notebooks_dir: Path, out: Path | None = None) -> tuple[list[nbs.Notebook], dict[str, dict], Path]:
+    """Validate the whole command line; return the notebooks to run, each one's parameters, and the
+    output folder."""
     try:
         check_profile(profile)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    only = list(dict.fromkeys(only)) if only else None  # --only A A runs A once
     available = nbs.discover(notebooks_dir)
     if not available:
         raise UsageError(f"no notebooks found in {notebooks_dir}")
@@ -103,20 +145,38 @@ def plan(profile: str, only: list[str] | None, params: list[tuple[str, str]], jo
                 chosen[nb.name][key] = nbs.parse_value(nb.knobs[key], text)
             except ValueError as e:
                 raise UsageError(f"{nb.name}: {e}") from None
-    return selected, chosen
+    return selected, chosen, check_out(out, profile, params, notebooks_dir)
 
 
 # ----------------------------------------------------------------------------- one notebook
 
-def _papermill(nb: nbs.Notebook, executed: Path, params: dict, cwd: Path, log: Path) -> int:
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _papermill(nb: nbs.Notebook, executed: Path, params: dict, cwd: Path, log: Path,
+               children: Children) -> int:
+    """Run papermill as a child that dies with the runner; its whole output goes to ``log`` (and, on a
+    terminal, to the terminal too, with papermill's cell progress bar)."""
+    interactive = _interactive()
     command = [sys.executable, "-m", "papermill", str(nb.path), str(executed), "-k", "python3",
-               "--cwd", str(cwd), "-y", json.dumps(params)]
-    interactive = sys.stderr.isatty() and not os.environ.get("CI")
-    command.append("--progress-bar" if interactive else "--no-progress-bar")
-    with open(log, "w") as out:
-        return subprocess.run(command, stdout=out, stderr=subprocess.STDOUT if not interactive else None,
-                              env={**os.environ, "PYTHONUNBUFFERED": "1",
-                                   "XLA_PYTHON_CLIENT_PREALLOCATE": "false", "TQDM_DISABLE": "1"}).returncode
+               "--cwd", str(cwd), "-y", json.dumps(params),
+               "--progress-bar" if interactive else "--no-progress-bar"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    if not interactive:
+        env["TQDM_DISABLE"] = "1"
+    proc = children.start(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    try:
+        with open(log, "wb") as out:
+            for chunk in iter(lambda: proc.stdout.read1(4096), b""):
+                out.write(chunk)
+                if interactive:
+                    sys.stderr.buffer.write(chunk)
+                    sys.stderr.flush()
+        return proc.wait()
+    finally:
+        proc.stdout.close()
+        children.done(proc)
 
 
 def _last_error(log: Path) -> str:
@@ -125,30 +185,55 @@ def _last_error(log: Path) -> str:
     return (errors or lines or ["no output"])[-1].strip()[:300]
 
 
-def run_one(nb: nbs.Notebook, profile: str, params: dict, out_root: Path) -> Result:
-    """Run one notebook into a temporary folder and, if it ran, move it to ``out_root/<name>``."""
+def _non_finite(claims: list[dict]) -> list[str]:
+    """Ids of claims whose value or target holds NaN or infinity (stored as strings in claims.json)."""
+    def bad(x):
+        if isinstance(x, list):
+            return any(bad(v) for v in x)
+        return isinstance(x, str) and x.lower().lstrip("+-") in ("nan", "inf", "infinity")
+    return [c["id"] for c in claims if bad(c.get("value")) or bad(c.get("target"))]
+
+
+def _keep_failed(work: Path, out_root: Path, name: str) -> Path:
+    failed = out_root / ".failed" / name
+    shutil.rmtree(failed, ignore_errors=True)
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(work, failed)
+    return failed
+
+
+def run_one(nb: nbs.Notebook, profile: str, params: dict, out_root: Path,
+            children: Children | None = None) -> Result:
+    """Run one notebook into a temporary folder and, if it ran and its claims are finite, move it to
+    ``out_root/<name>``. A notebook that raised, wrote no claims or recorded non-finite claims goes to
+    ``out_root/.failed/<name>`` instead and the earlier result stays; a stopped run keeps nothing."""
+    children = children or Children()
     out_root.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{nb.name}-", dir=out_root))
+    work = make_temp_dir(out_root, f".tmp-{nb.name}-")
     log = work / "papermill.log"
     all_params = {"profile": profile, "out_dir": str(work), **params}
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     try:
-        code = _papermill(nb, work / f"{nb.name}.ipynb", all_params, nb.path.parent, log)
+        code = _papermill(nb, work / f"{nb.name}.ipynb", all_params, nb.path.parent, log, children)
         wall = time.perf_counter() - t0
+        if children.stopping.is_set():
+            return Result(nb.name, "interrupted", wall_s=wall, message="stopped by a signal; nothing written")
         claims_file = work / "claims.json"
-        if code != 0 or not claims_file.exists():
-            why = _last_error(log) if code != 0 else "the notebook wrote no claims.json"
-            failed = out_root / ".failed" / nb.name
-            shutil.rmtree(failed, ignore_errors=True)
-            failed.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(work, failed)
+        claims = load_claims(claims_file)["claims"] if code == 0 and claims_file.exists() else None
+        bad = _non_finite(claims) if claims else []
+        if code != 0 or claims is None or bad:
+            why = (_last_error(log) if code != 0 else "the notebook wrote no claims.json" if claims is None
+                   else f"non-finite claim values: {', '.join(bad)}")
+            failed = _keep_failed(work, out_root, nb.name)
             return Result(nb.name, "error", wall_s=wall, message=f"{why} (see {failed})")
-        claims = load_claims(claims_file)["claims"]
         n = count_claims(claims)
         log.unlink()
         _write_run_json(work / "run.json", nb, profile, all_params, started, wall)
+        if children.stopping.is_set():
+            return Result(nb.name, "interrupted", wall_s=wall, message="stopped by a signal; nothing written")
         replace_dir(work, out_root / nb.name)
+        shutil.rmtree(out_root / ".failed" / nb.name, ignore_errors=True)
         status = "ok" if claims and not n["unexpected"] else "not as declared"
         message = ("the notebook recorded no claims" if not claims else
                    f"not as declared: {', '.join(n['unexpected'])}" if n["unexpected"] else "")
@@ -263,6 +348,14 @@ def _replace_between(text: str, begin: str, end: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
+def _failed_note(out_root: Path) -> str:
+    failed = sorted(p.name for p in (out_root / ".failed").glob("*") if p.is_dir())
+    if not failed:
+        return ""
+    return ("\n\n**Failed at their last run** (earlier results, if any, are the ones above): "
+            + ", ".join(f"`{n}` (see `.failed/{n}/`)" for n in failed))
+
+
 def write_summaries(out_root: Path) -> None:
     """``out_root/README.md`` from every result folder; the top README's tables too for figures/."""
     rows = summary_rows(out_root)
@@ -271,7 +364,7 @@ def write_summaries(out_root: Path) -> None:
                       "notebook, read from its `claims.json` and `run.json`. Paper claims reproduce an "
                       "item of the paper; checks guard our own machinery; a declared gap is a paper claim "
                       "our reproduction does not meet, computed every run.\n\n"
-                      + results_table(rows, "") + "\n\n## Paper items\n\n"
+                      + results_table(rows, "") + _failed_note(out_root) + "\n\n## Paper items\n\n"
                       + "\n".join(items_section(r) for r in rows))
     if out_root.resolve() == FIGURES_DIR.resolve() and README.exists():
         text = _replace_between(README.read_text(), RESULTS_BEGIN, RESULTS_END,
@@ -291,25 +384,56 @@ def _print_table(results: list[Result], profile: str) -> None:
 
 # ----------------------------------------------------------------------------- entry points
 
-def reproduce(profile: str = "default", only: list[str] | None = None, out: Path = FIGURES_DIR,
+def _last_wall(out: Path, name: str, profile: str) -> str:
+    try:
+        run = json.loads((out / name / "run.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return f", last run {run['wall_time_s']:.0f} s" if run.get("profile") == profile else ""
+
+
+def reproduce(profile: str = "default", only: list[str] | None = None, out: Path | None = None,
               params: list[tuple[str, str]] = (), jobs: int = 1,
               notebooks_dir: Path = nbs.NOTEBOOKS_DIR) -> list[Result]:
-    """Run the selected notebooks; validation errors raise :class:`UsageError` before any run."""
-    selected, chosen = plan(profile, only, list(params), jobs, notebooks_dir)
-    out = Path(out)
-    for stale in out.glob(".tmp-*"):  # left by a run that was killed outright
-        shutil.rmtree(stale, ignore_errors=True)
+    """Run the selected notebooks. A bad command line raises :class:`UsageError` and another run on the
+    same folder :class:`~paperlib._runguard.Busy`, both before any run; SIGINT, SIGTERM or SIGHUP end
+    every child (papermill and its kernel), keep no partial result and raise :class:`RunStopped`."""
+    selected, chosen, out = plan(profile, only, list(params), jobs, notebooks_dir, out)
+    with OutputLock(out):
+        for stale in out.glob(".tmp-*"):  # left by a run that was killed outright; none is live (lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        children = Children()
+        finished: list[str] = []
 
-    def run(nb: nbs.Notebook) -> Result:
-        print(f"[start] {nb.name} ({profile})", flush=True)
-        result = run_one(nb, profile, chosen[nb.name], out)
-        print(f"[{result.status}] {nb.name}: {result.passed}/{result.total} paper claims, "
-              f"{result.wall_s:.1f} s" + (f" - {result.message}" if result.message else ""), flush=True)
-        return result
+        def run(nb: nbs.Notebook) -> Result:
+            print(f"[start] {nb.name} ({profile}{_last_wall(out, nb.name, profile)})", flush=True)
+            try:
+                result = run_one(nb, profile, chosen[nb.name], out, children)
+            except Interrupted:
+                result = Result(nb.name, "interrupted", message="stopped by a signal; nothing written")
+            except Exception as e:  # one notebook's trouble never stops the others
+                result = Result(nb.name, "error", message=f"{type(e).__name__}: {e}")
+            if result.status in ("ok", "not as declared"):
+                finished.append(nb.name)
+            print(f"[{result.status}] {nb.name}: {result.passed}/{result.total} paper claims, "
+                  f"{result.wall_s:.1f} s" + (f" - {result.message}" if result.message else ""), flush=True)
+            return result
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(run, selected))
-    write_summaries(out)
+        pool = ThreadPoolExecutor(max_workers=jobs)
+        try:
+            with signals_raise():
+                futures = [pool.submit(run, nb) for nb in selected]
+                results = [f.result() for f in futures]
+        except (KeyboardInterrupt, Interrupted) as e:
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                signal.signal(s, signal.SIG_IGN)  # the cleanup below is not to be interrupted
+            children.stop_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if finished:
+                write_summaries(out)
+            raise RunStopped(getattr(e, "signum", signal.SIGINT), list(finished)) from None
+        pool.shutdown()
+        write_summaries(out)
     _print_table(results, profile)
     return results
 
@@ -328,12 +452,15 @@ def main(argv: list[str] | None = None) -> int:
             _list(args.notebooks)
             return 0
         results = reproduce(args.profile, args.only, args.out, args.param, args.jobs, args.notebooks)
-    except UsageError as e:
+    except (UsageError, Busy) as e:
         print(f"paperlib: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\npaperlib: interrupted; earlier results were left as they were", file=sys.stderr)
-        return 130
+    except RunStopped as e:
+        done = (f"{len(e.finished)} notebook(s) had finished and were written ({', '.join(e.finished)}); "
+                if e.finished else "no notebook had finished; ")
+        print(f"\npaperlib: stopped by {e}: {done}the running ones were stopped with their kernels and "
+              "their earlier results left in place", file=sys.stderr)
+        return 128 + e.signum
     return 0 if results and all(r.ok for r in results) else 1
 
 

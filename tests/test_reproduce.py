@@ -16,6 +16,7 @@ from paperlib import notebooks as nbs
 from paperlib import reproduce
 
 BODY = """
+import os
 import time
 from pathlib import Path
 from paperlib.claims import Registry
@@ -25,13 +26,16 @@ reg = Registry("toy", profile)
 if mode == "raise":
     raise RuntimeError("boom from the toy notebook")
 if mode == "sleep":
-    Path(out_dir, "started").write_text("yes")
+    Path(out_dir, "started").write_text(str(os.getpid()))
     time.sleep(120)
 reg.check("seed", "the -p seed reached the notebook", seed, expected_seed, "==", source="closed form: identity",
           kind="paper")
 reg.check("sum", "our own arithmetic", 1 + 1, 2, "==", source="closed form: arithmetic", kind="check")
 if mode == "fail":
     reg.check("one_is_two", "a claim that must fail", 1, 2, "==", source="closed form: arithmetic", kind="paper")
+if mode == "nan":
+    reg.check("nan", "a claim whose value is not a number", float("nan"), 1.0, "<=",
+              source="closed form: arithmetic", kind="paper")
 if mode in ("gap", "gap_passes"):
     reg.check("declared_gap", "a declared reproduction gap", 1 if mode == "gap" else 2, 2, "==",
               source="closed form: arithmetic", kind="paper", gap="our toy does not reach the paper's 2")
@@ -60,7 +64,7 @@ def _toy_notebook(path: Path, mode: str) -> None:
 def toys(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    for mode in ("pass", "raise", "sleep", "fail", "gap", "gap_passes"):
+    for mode in ("pass", "raise", "sleep", "fail", "gap", "gap_passes", "nan"):
         _toy_notebook(folder / f"toy_{mode}.ipynb", mode)
     return folder
 
@@ -172,11 +176,23 @@ def test_crashed_run_keeps_previous_results(toys, tmp_path):
     assert (previous / "fig1.png").read_bytes() == b"previous figure"
 
 
-def test_interrupted_run_keeps_previous_results(toys, tmp_path):
+def test_ctrl_c_in_a_terminal_is_an_interruption_not_a_failure(toys, tmp_path):
     out = tmp_path / "out"
     previous = out / "toy_sleep"
     previous.mkdir(parents=True)
     (previous / "claims.json").write_text("previous")
+    proc, kernel = _start_sleeping_run(toys, out)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole foreground process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "stopped by SIGINT" in err
+    assert _gone(kernel)
+    assert (previous / "claims.json").read_text() == "previous"
+    assert not list(out.glob(".tmp-*")), "an interrupted run must clean its temporary folder"
+    assert not (out / ".failed").exists(), "an interruption is not a notebook failure"
+
+
+def _start_sleeping_run(toys, out):
+    """A runner on toy_sleep in a session of its own; returns it and the kernel's pid once it computes."""
     proc = subprocess.Popen([sys.executable, "-m", "paperlib", "reproduce", "--profile", "smoke",
                              "--out", str(out), "--only", "toy_sleep", "--notebooks", str(toys)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -185,11 +201,112 @@ def test_interrupted_run_keeps_previous_results(toys, tmp_path):
     while not list(out.glob(".tmp-toy_sleep-*/started")) and time.time() < deadline:
         time.sleep(0.2)
     assert time.time() < deadline, "the toy notebook never started"
-    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
-    proc.communicate(timeout=120)
-    assert proc.returncode != 0
-    assert (previous / "claims.json").read_text() == "previous"
-    assert not list(out.glob(".tmp-*")), "an interrupted run must clean its temporary folder"
+    time.sleep(0.2)
+    return proc, int(next(out.glob(".tmp-toy_sleep-*/started")).read_text())
+
+
+def _gone(pid: int, within_s: float = 15.0) -> bool:
+    deadline = time.time() + within_s
+    while time.time() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # a zombie is gone for our purpose
+            if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+                return True
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT"),
+                                             (signal.SIGHUP, 129, "SIGHUP")])
+def test_signal_to_the_runner_stops_kernel_and_keeps_results(toys, tmp_path, sig, code, word):
+    """What `timeout`, a CI cancel or a batch scheduler sends goes to the runner's pid alone."""
+    out = tmp_path / "out"
+    (out / "toy_sleep").mkdir(parents=True)
+    (out / "toy_sleep" / "claims.json").write_text("previous")
+    proc, kernel = _start_sleeping_run(toys, out)
+    os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert f"stopped by {word}" in err and "no notebook had finished" in err and "Traceback" not in err
+    assert _gone(kernel), "the kernel outlived the runner"
+    assert (out / "toy_sleep" / "claims.json").read_text() == "previous"
+    assert not list(out.glob(".tmp-*")) and not (out / ".failed").exists()
+
+
+def test_sigkill_to_the_runner_takes_papermill_and_kernel_along(toys, tmp_path):
+    out = tmp_path / "out"
+    (out / "toy_sleep").mkdir(parents=True)
+    (out / "toy_sleep" / "claims.json").write_text("previous")
+    proc, kernel = _start_sleeping_run(toys, out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert _gone(kernel), "the kernel outlived a SIGKILLed runner"
+    assert (out / "toy_sleep" / "claims.json").read_text() == "previous"
+    # the next run sweeps the dead run's temporary folder
+    reproduce.reproduce("smoke", ["toy_pass"], out, notebooks_dir=toys)
+    assert not list(out.glob(".tmp-*"))
+
+
+def test_a_second_run_on_the_same_folder_is_refused(toys, tmp_path):
+    out = tmp_path / "out"
+    first, _ = _start_sleeping_run(toys, out)
+    try:
+        second = _cli("reproduce", "--profile", "smoke", "--out", str(out), "--only", "toy_pass", notebooks=toys)
+        assert second.returncode == 2 and "another paperlib run" in second.stderr
+        assert len(list(out.glob(".tmp-toy_sleep-*"))) == 1, "the live run's temporary folder must survive"
+        elsewhere = _cli("reproduce", "--profile", "smoke", "--out", str(tmp_path / "other"), "--only",
+                         "toy_pass", notebooks=toys)
+        assert elsewhere.returncode == 0, elsewhere.stderr
+    finally:
+        os.kill(first.pid, signal.SIGTERM)
+        first.communicate(timeout=60)
+
+
+def test_out_is_checked_before_any_run(toys, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    cases = [(["--out", str(a_file)], "is a file"),
+             (["--out", str(a_file / "sub")], "is a file"),
+             (["--out", str(toys / "results")], "inside the notebooks folder"),
+             (["-p", "seed", "3"], "needs --out"),
+             (["--profile", "smoke"], "needs --out")]
+    for args, message in cases:
+        proc = _cli("reproduce", "--only", "toy_pass", *args, notebooks=toys)
+        assert proc.returncode == 2 and message in proc.stderr and len(proc.stderr.splitlines()) == 1, args
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        proc = _cli("reproduce", "--profile", "smoke", "--only", "toy_pass", "--out", str(locked / "o"),
+                    notebooks=toys)
+        assert proc.returncode == 2 and "not writable" in proc.stderr
+
+
+def test_non_finite_claims_never_replace_results(toys, tmp_path):
+    out = tmp_path / "out"
+    (out / "toy_nan").mkdir(parents=True)
+    (out / "toy_nan" / "claims.json").write_text("previous")
+    [result] = reproduce.reproduce("smoke", ["toy_nan"], out, notebooks_dir=toys)
+    assert result.status == "error" and "non-finite claim values: nan" in result.message
+    assert (out / "toy_nan" / "claims.json").read_text() == "previous"
+    assert (out / ".failed" / "toy_nan" / "claims.json").exists()
+
+
+def test_failure_log_summary_modes_and_dedup(toys, tmp_path):
+    out = tmp_path / "out"
+    results = reproduce.reproduce("smoke", ["toy_raise", "toy_pass", "toy_pass"], out, notebooks_dir=toys)
+    assert [r.name for r in results] == ["toy_raise", "toy_pass"]
+    assert "boom from the toy notebook" in (out / ".failed" / "toy_raise" / "papermill.log").read_text()
+    assert "`toy_raise` (see `.failed/toy_raise/`)" in (out / "README.md").read_text()
+    old = os.umask(0o022)
+    os.umask(old)
+    if old == 0o022:
+        for path in (out / "toy_pass", out / "toy_pass" / "run.json", out / "toy_pass" / "claims.json"):
+            assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
 
 
 def test_list_shows_citation_and_parameters(toys):
