@@ -15,8 +15,17 @@ The knobs, e.g.::
     num_steps: int | None = None # None: the profile's value
 
 A knob's type is its annotation when it has one, else the type of its default (a ``None`` default
-without an annotation accepts any value). :func:`parse_value` turns a command-line string into a value
-of that type or raises a clear error.
+without an annotation accepts any value); ``list[float]`` also fixes the element type, and a list knob
+is never empty. The trailing comment is the knob's meaning, optionally opened by its range or its
+choices, which apply to the value or to every element of a list::
+
+    mc_width: int | None = None  # [1, inf) hidden width of the Monte-Carlo networks
+    lrs: list[float] | None = None  # (0, inf) learning rates
+    net_dtype: str | None = None  # {float32, float64} dtype of the network sweeps
+
+:func:`parse_value` turns a command-line string into a value the knob accepts or raises one clear line
+naming the knob, before any kernel starts. :func:`profile_values` reads a notebook's ``PROFILES`` table
+(``{profile: dict(knob=value, ...)}``) so that ``paperlib list`` can show every knob's value per profile.
 """
 
 from __future__ import annotations
@@ -39,23 +48,64 @@ _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "t
           "dict": dict}
 
 
+def _is_a(value: object, types: tuple[type, ...]) -> bool:
+    if value is None:
+        return type(None) in types
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, int) and float in types:
+        return True
+    return isinstance(value, types)
+
+
 @dataclass(frozen=True)
 class Knob:
     name: str
     default: object
     types: tuple[type, ...] | None  # None: anything goes
     help: str
+    element: type | None = None  # the element type of a list knob, when annotated (list[float])
+    bounds: tuple[float, float, str] | None = None  # low, high and the brackets, e.g. (1, inf, "[)")
+    choices: tuple | None = None
 
     def accepts(self, value: object) -> bool:
-        if self.types is None:
-            return True
+        return self.types is None or _is_a(value, self.types)
+
+    @property
+    def spec(self) -> str:
+        """The type and range as the parameters cell declares them, e.g. ``int | None, [1, inf)``."""
+        types = "any" if self.types is None else " | ".join(
+            ("None" if t is type(None) else f"list[{self.element.__name__}]" if t is list and self.element
+             else t.__name__) for t in self.types)
+        if self.bounds:
+            low, high, br = self.bounds
+            types += f", {br[0]}{low:g}, {high:g}{br[1]}"
+        if self.choices:
+            types += ", {" + ", ".join(map(str, self.choices)) + "}"
+        return types
+
+    def problem(self, value: object) -> str | None:
+        """Why ``value`` is not acceptable for this knob, or None."""
+        if not self.accepts(value):
+            return f"expects {self.spec} (default {self.default!r}), got {value!r}"
         if value is None:
-            return type(None) in self.types
-        if isinstance(value, bool):
-            return bool in self.types
-        if isinstance(value, int) and float in self.types:
-            return True
-        return isinstance(value, self.types)
+            return None
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, (list, tuple)):
+            if not items:
+                return "must not be empty"
+            if self.element and not all(_is_a(v, (self.element,)) for v in items):
+                return f"expects a list of {self.element.__name__}, got {value!r}"
+        if self.choices and any(v not in self.choices for v in items):
+            return f"must be one of {{{', '.join(map(str, self.choices))}}}, got {value!r}"
+        if self.bounds:
+            low, high, br = self.bounds
+            numeric = [v for v in items if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            inside = all((v >= low if br[0] == "[" else v > low) and (v <= high if br[1] == "]" else v < high)
+                         for v in numeric)
+            if len(numeric) != len(items) or not inside:
+                return f"must be in {br[0]}{low:g}, {high:g}{br[1]}, got {value!r}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -82,6 +132,31 @@ def _annotation_types(node: ast.expr | None, default: object) -> tuple[type, ...
     return tuple(type(None) if n == "None" else _TYPES[n] for n in names)
 
 
+_RANGE = re.compile(r"^([\[(])\s*([-+\w.]+)\s*,\s*([-+\w.]+)\s*([\])])\s*(.*)$")
+_CHOICES = re.compile(r"^\{([^}]*)\}\s*(.*)$")
+
+
+def _comment_spec(comment: str) -> tuple[tuple | None, tuple | None, str]:
+    """Range, choices and meaning from a parameter's trailing comment."""
+    if m := _RANGE.match(comment):
+        return (float(m[2]), float(m[3]), m[1] + m[4]), None, m[5]
+    if m := _CHOICES.match(comment):
+        choices = []
+        for word in (w.strip() for w in m[1].split(",")):
+            try:
+                choices.append(ast.literal_eval(word))
+            except (ValueError, SyntaxError):
+                choices.append(word)
+        return None, tuple(choices), m[2]
+    return None, None, comment
+
+
+def _element_type(node: ast.expr | None) -> type | None:
+    text = ast.unparse(node) if node is not None else ""
+    m = re.search(r"list\[(\w+)\]", text)
+    return _TYPES.get(m[1]) if m else None
+
+
 def parse_parameters(source: str) -> dict[str, Knob]:
     """The knobs of a parameters cell: name, default, accepted types and trailing comment."""
     lines = source.splitlines()
@@ -97,9 +172,41 @@ def parse_parameters(source: str) -> dict[str, Knob]:
             continue
         default = ast.literal_eval(stmt.value)
         line = lines[stmt.lineno - 1]
-        help_text = line.split("#", 1)[1].strip() if "#" in line else ""
-        knobs[target.id] = Knob(target.id, default, _annotation_types(annotation, default), help_text)
+        bounds, choices, help_text = _comment_spec(line.split("#", 1)[1].strip() if "#" in line else "")
+        knobs[target.id] = Knob(target.id, default, _annotation_types(annotation, default), help_text,
+                                _element_type(annotation), bounds, choices)
     return knobs
+
+
+def _literal(node: ast.expr) -> object:
+    """A literal, also through ``dict(k=v, ...)`` calls (the way profile tables are written)."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
+            and not node.args:
+        return {kw.arg: _literal(kw.value) for kw in node.keywords}
+    if isinstance(node, ast.Dict):
+        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+
+def profile_values(path: Path) -> dict[str, dict]:
+    """The notebook's ``PROFILES = {profile: {knob: value}}`` table, read without running it ({} if absent)."""
+    nb = json.loads(Path(path).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PROFILES"
+                                                    for t in stmt.targets):
+                try:
+                    return _literal(stmt.value)
+                except (ValueError, SyntaxError):
+                    return {}
+    return {}
 
 
 def check_items(items: object, where: str = "") -> tuple[dict, ...]:
@@ -152,8 +259,6 @@ def parse_value(knob: Knob, text: str) -> object:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         value = text  # a bare word is a string
-    if not knob.accepts(value):
-        expected = " or ".join(t.__name__ for t in knob.types)
-        raise ValueError(f"parameter {knob.name!r} expects {expected} (default {knob.default!r}), "
-                         f"got {text!r}")
+    if (why := knob.problem(value)) is not None:
+        raise ValueError(f"parameter {knob.name!r} {why}")
     return value

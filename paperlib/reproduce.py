@@ -81,8 +81,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="set a notebook parameter, e.g. -p seed 3 (repeatable)")
     run.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
     run.add_argument("--notebooks", type=Path, default=nbs.NOTEBOOKS_DIR, help=argparse.SUPPRESS)
-    sub.add_parser("list", help="list the notebooks with their citation and profiles").add_argument(
-        "--notebooks", type=Path, default=nbs.NOTEBOOKS_DIR, help=argparse.SUPPRESS)
+    listing = sub.add_parser("list", help="the notebooks with their citation and profiles; with NAME, every "
+                                          "knob's type, range, meaning and value per profile")
+    listing.add_argument("names", nargs="*", metavar="NAME")
+    listing.add_argument("--notebooks", type=Path, default=nbs.NOTEBOOKS_DIR, help=argparse.SUPPRESS)
     return parser
 
 
@@ -438,18 +440,32 @@ def reproduce(profile: str = "default", only: list[str] | None = None, out: Path
     return results
 
 
-def _list(notebooks_dir: Path) -> None:
-    for nb in nbs.discover(notebooks_dir).values():
+def _list(notebooks_dir: Path, names: list[str] | None = None) -> None:
+    """Each notebook's citation and profiles; with names, also every knob's type, range, meaning and its
+    value in each profile."""
+    available = nbs.discover(notebooks_dir)
+    unknown = [n for n in names or [] if n not in available]
+    if unknown:
+        raise UsageError(f"unknown notebook(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    for nb in (available[n] for n in names or available):
         print(f"{nb.name}\n  {nb.citation or nb.title}\n  arXiv {nb.arxiv or '-'}; profiles: "
-              f"{', '.join(nb.profiles) or ', '.join(PROFILES)}\n  parameters: "
-              + ", ".join(f"{k}={v.default!r}" for k, v in nb.knobs.items()))
+              f"{', '.join(nb.profiles) or ', '.join(PROFILES)}")
+        if not names:
+            print("  parameters: " + ", ".join(f"{k}={v.default!r}" for k, v in nb.knobs.items()))
+            continue
+        table = nbs.profile_values(nb.path)
+        for knob in nb.knobs.values():
+            per_profile = "; ".join(f"{p}={table[p][knob.name]!r}" for p in PROFILES
+                                    if knob.name in table.get(p, {}))
+            print(f"  {knob.name}: {knob.spec} (default {knob.default!r})"
+                  + (f" - {knob.help}" if knob.help else "") + (f"\n      {per_profile}" if per_profile else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
-            _list(args.notebooks)
+            _list(args.notebooks, args.names)
             return 0
         results = reproduce(args.profile, args.only, args.out, args.param, args.jobs, args.notebooks)
     except (UsageError, Busy) as e:

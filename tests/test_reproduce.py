@@ -53,8 +53,10 @@ def _toy_notebook(path: Path, mode: str) -> None:
                                          {"id": "fig9", "title": "Figure 9", "status": "out of scope",
                                           "claims": [], "figures": [], "note": "needs a download"}]}
     params = nbformat.v4.new_code_cell(
-        f'profile = "default"  # smoke | default | full\nout_dir = "output"\nseed: int = 0\n'
-        f'expected_seed: int = 0\nmode = "{mode}"\nlabel: str | None = None\n')
+        f'profile = "default"  # smoke | default | full\nout_dir = "output"\nseed: int = 0  # [0, inf) master seed\n'
+        f'expected_seed: int = 0\nmode = "{mode}"\nlabel: str | None = None\n'
+        f'widths: list[int] | None = None  # [1, inf) hidden widths\n'
+        f'dtype: str | None = None  # {{float32, float64}} dtype of the sweeps\n')
     params.metadata["tags"] = ["parameters"]
     nb.cells = [nbformat.v4.new_markdown_cell(f"# Toy {mode}"), params, nbformat.v4.new_code_cell(BODY)]
     nbformat.write(nb, path)
@@ -82,6 +84,11 @@ def _cli(*args, notebooks: Path, **kw):
     (["--only", "toy_pass", "-p", "nonsense", "1"], "unknown parameter 'nonsense'"),
     (["--only", "toy_pass", "-p", "profile", "smoke"], "set 'profile' with --profile"),
     (["--jobs", "0"], "--jobs must be at least 1"),
+    (["--only", "toy_pass", "-p", "seed", "-1"], "parameter 'seed' must be in [0, inf), got -1"),
+    (["--only", "toy_pass", "-p", "widths", "[]"], "parameter 'widths' must not be empty"),
+    (["--only", "toy_pass", "-p", "widths", "[8, 0]"], "parameter 'widths' must be in [1, inf)"),
+    (["--only", "toy_pass", "-p", "widths", "[8, 'x']"], "parameter 'widths' expects a list of int"),
+    (["--only", "toy_pass", "-p", "dtype", "float16"], "parameter 'dtype' must be one of {float32, float64}"),
 ])
 def test_bad_command_line_is_rejected_before_any_run(toys, tmp_path, args, message):
     out = tmp_path / "out"
@@ -307,6 +314,13 @@ def test_failure_log_summary_modes_and_dedup(toys, tmp_path):
     if old == 0o022:
         for path in (out / "toy_pass", out / "toy_pass" / "run.json", out / "toy_pass" / "claims.json"):
             assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
+
+
+def test_list_name_shows_each_knob_with_type_range_and_meaning(toys):
+    proc = _cli("list", "toy_pass", notebooks=toys)
+    assert proc.returncode == 0, proc.stderr
+    assert "widths: list[int] | None, [1, inf) (default None) - hidden widths" in proc.stdout
+    assert "dtype: str | None, {float32, float64} (default None) - dtype of the sweeps" in proc.stdout
 
 
 def test_list_shows_citation_and_parameters(toys):
