@@ -132,7 +132,8 @@ def _annotation_types(node: ast.expr | None, default: object) -> tuple[type, ...
     return tuple(type(None) if n == "None" else _TYPES[n] for n in names)
 
 
-_RANGE = re.compile(r"^([\[(])\s*([-+\w.]+)\s*,\s*([-+\w.]+)\s*([\])])\s*(.*)$")
+_NUMBER = r"([-+]?(?:inf|\d+(?:\.\d*)?(?:e[-+]?\d+)?))"
+_RANGE = re.compile(rf"^([\[(])\s*{_NUMBER}\s*,\s*{_NUMBER}\s*([\])])\s*(.*)$")
 _CHOICES = re.compile(r"^\{([^}]*)\}\s*(.*)$")
 
 
