@@ -27,7 +27,7 @@ record divergence (non-finite or blown-up loss) as an outcome; a diverged run is
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 from typing import Callable, NamedTuple
 
 import jax
@@ -119,16 +119,23 @@ def trace_condition_ratio(Hs, eta, batch_size: int, replacement: bool = True):
     return eta * quad / (2 * jnp.trace(H))
 
 
-def stable_1d(h, eta, batch_size: int, replacement: bool = True):
-    """Exact 1-D criterion (Wu, Ma & E 2018): (1 - eta a)^2 + eta^2 c s^2 <= 1, a = mean h_i, s^2 = var h_i."""
+def criterion_1d(h, eta, batch_size: int, replacement: bool = True) -> float:
+    """The 1-D second-moment factor of Wu, Ma & E (2018): (1 - eta a)^2 + eta^2 c_{B,n} s^2 with a = mean h_i,
+    s^2 = var h_i (population variance over the n samples); the minimum is linearly stable iff it is <= 1."""
     h = np.asarray(h, dtype=float)
     c = sampling_constant(h.size, batch_size, replacement)
-    return (1 - eta * h.mean()) ** 2 + eta**2 * c * h.var() <= 1.0
+    return float((1 - eta * h.mean()) ** 2 + eta**2 * c * h.var())
 
 
-def linearized_sgd_second_moment(Hs, eta, batch_size: int, replacement: bool, key, delta0, steps: int):
+def stable_1d(h, eta, batch_size: int, replacement: bool = True) -> bool:
+    """Exact 1-D stability (Wu, Ma & E 2018): :func:`criterion_1d` <= 1."""
+    return criterion_1d(h, eta, batch_size, replacement) <= 1.0
+
+
+def linearized_sgd_sq_norms(Hs, eta, batch_size: int, replacement: bool, key, delta0, steps: int):
     """Monte Carlo of the linearised SGD Delta_{t+1} = (I - eta H_I) Delta_t from each row of delta0
-    (runs, p); returns mean ||Delta_t||^2 for t = 0..steps."""
+    (runs, p); returns ||Delta_t||^2 per run for t = 0..steps, shape (runs, steps + 1). Its mean over runs
+    estimates Tr T^t(S_0) when the rows are drawn with second moment S_0."""
     Hs = _check_hessians(Hs)
     n, p, _ = Hs.shape
     sampling_constant(n, batch_size, replacement)  # validates B
@@ -142,7 +149,7 @@ def linearized_sgd_second_moment(Hs, eta, batch_size: int, replacement: bool, ke
         return jnp.concatenate([jnp.array([d0 @ d0]), sq])
 
     keys = jax.random.split(key, delta0.shape[0])
-    return jax.jit(jax.vmap(one_run))(keys, delta0).mean(0)
+    return jax.jit(jax.vmap(one_run))(keys, delta0)
 
 
 def _draw_batch(key, n, batch_size, replacement):
@@ -158,6 +165,12 @@ def toy_sample_losses(x):
     """The two per-sample losses of Wu, Ma & E (2018, toy_example.py): f1 = min(x^2, 0.1 (x-1)^2),
     f2 = min(x^2, 1.9 (x-1)^2); global minima x = 0 (a = 2, s = 0) and x = 1 (a = 2, s = 1.8)."""
     return jnp.stack([jnp.minimum(x**2, 0.1 * (x - 1) ** 2), jnp.minimum(x**2, 1.9 * (x - 1) ** 2)])
+
+
+def toy_hessians(x):
+    """Per-sample curvatures of the toy at x as (2, 1, 1) Hessians (autodiff), for :func:`second_moment_operator`."""
+    return jax.vmap(lambda i: jax.hessian(lambda z: toy_sample_losses(z)[i])(jnp.asarray(x, dtype=float)))(
+        jnp.arange(2)).reshape(2, 1, 1)
 
 
 def toy_run(x0, eta, steps: int, keys, sgd: bool = True):
@@ -411,10 +424,16 @@ def train(predict: Callable, theta0, X, Y, lrs, *, steps: int, batch_size: int |
         raise ValueError(f"learning rates must be positive, got {lrs}")
     if batch_size is not None:
         sampling_constant(X.shape[0], batch_size, replacement)
-    one = partial(_train_one, predict, batch_size, replacement, steps, warmup_steps, record_every, blowup)
     keys = jax.random.split(key, lrs.shape[0])
-    run = jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)))
+    run = _compiled_trainer(predict, batch_size, replacement, steps, warmup_steps, record_every, float(blowup))
     return Run(*run(theta0, lrs, lr0, keys, X, Y))
+
+
+@lru_cache(maxsize=64)
+def _compiled_trainer(predict, batch_size, replacement, steps, warmup_steps, record_every, blowup):
+    """One jitted, vmapped trainer per static configuration, reused by repeated :func:`train` calls."""
+    one = partial(_train_one, predict, batch_size, replacement, steps, warmup_steps, record_every, blowup)
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, 0, 0, None, None)))
 
 
 def perturbation_growth(predict: Callable, theta, X, Y, lr, *, direction, eps: float, steps: int,

@@ -109,17 +109,20 @@ def test_monte_carlo_second_moment_matches_operator():
     delta0 = np.tile([1.0, -0.5], (runs, 1))
     S = np.outer(delta0[0], delta0[0]).ravel()
     exact = [np.trace((np.linalg.matrix_power(T, t) @ S).reshape(2, 2)) for t in range(steps + 1)]
-    mc = st.linearized_sgd_second_moment(Hs, eta, 2, False, jax.random.PRNGKey(0), jnp.asarray(delta0), steps)
-    np.testing.assert_allclose(np.asarray(mc), exact, rtol=0.02)
+    sq = st.linearized_sgd_sq_norms(Hs, eta, 2, False, jax.random.PRNGKey(0), jnp.asarray(delta0), steps)
+    assert sq.shape == (runs, steps + 1)
+    np.testing.assert_allclose(np.asarray(sq).mean(0), exact, rtol=0.02)
 
 
 def test_one_dimensional_criterion_and_2018_toy():
     """At x = 1 the toy has h = (0.2, 3.8): GD stable (|1 - 1.4| < 1), SGD unstable (1.75 > 1) at eta 0.7."""
     assert not st.stable_1d([0.2, 3.8], 0.7, 1) and st.stable_1d([0.2, 3.8], 0.7, 2, replacement=False)
     assert st.stable_1d([2.0, 2.0], 0.7, 1)
-    h = np.asarray(jax.hessian(lambda x: st.toy_sample_losses(x)[0])(1.0)), np.asarray(
-        jax.hessian(lambda x: st.toy_sample_losses(x)[1])(1.0))
-    np.testing.assert_allclose(h, [0.2, 3.8], rtol=1e-12)
+    assert st.criterion_1d([0.2, 3.8], 0.7, 1) == pytest.approx((1 - 0.7 * 2) ** 2 + 0.49 * 1.8**2, rel=1e-14)
+    np.testing.assert_allclose(np.asarray(st.toy_hessians(1.0)).ravel(), [0.2, 3.8], rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(st.toy_hessians(0.0)).ravel(), [2.0, 2.0], rtol=1e-12)
+    T = st.second_moment_operator(st.toy_hessians(1.0), 0.7, 1)  # 1 x 1: the 1-D criterion itself
+    assert float(T[0, 0]) == pytest.approx(st.criterion_1d([0.2, 3.8], 0.7, 1), rel=1e-12)
     keys = jax.random.split(jax.random.PRNGKey(0), 20)
     gd = st.toy_run(1 + 1e-5, 0.7, 300, keys, sgd=False)
     sgd = st.toy_run(1 + 1e-5, 0.7, 300, keys, sgd=True)
@@ -210,3 +213,19 @@ def test_mlp_curvature_matches_dense_hessians():
     Sigma = np.einsum("iab,ibc->ac", Hs, Hs) / 6 - H @ H
     nu = st.nonuniformity(f, theta, X, Y, jax.random.PRNGKey(1), num_steps=p)
     assert float(nu) == pytest.approx(np.sqrt(np.linalg.eigvalsh(Sigma)[-1]), rel=1e-8)
+
+
+def test_repeated_training_reuses_the_compiled_trainer_and_continues_exactly():
+    """Two chunks of 50 GD steps equal one run of 100 (GD is deterministic) and compile once per configuration."""
+    rng = np.random.default_rng(13)
+    X, w0 = jnp.asarray(rng.standard_normal((8, 3))), jnp.asarray(rng.standard_normal(3))
+    y = X @ jnp.asarray(rng.standard_normal(3))
+    lin = lambda t, x: t @ x  # noqa: E731
+    args = dict(batch_size=None, key=jax.random.PRNGKey(0), record_every=10)
+    whole = st.train(lin, w0, X, y, [0.1], steps=100, **args)
+    before = st._compiled_trainer.cache_info()
+    first = st.train(lin, w0, X, y, [0.1], steps=50, **args)
+    second = st.train(lin, first.theta, X, y, [0.1], steps=50, **args)
+    after = st._compiled_trainer.cache_info()
+    assert after.misses - before.misses == 1 and after.hits - before.hits == 1
+    np.testing.assert_allclose(np.asarray(second.theta), np.asarray(whole.theta), rtol=1e-12)
