@@ -310,18 +310,43 @@ def separation_time(trace_or_accuracy):
     return int(first) if first.ndim == 0 else first
 
 
-def first_separation(run, max_steps: int, start: int = 256) -> int:
-    """Separation time of ``run(num_steps) -> Trace`` within ``max_steps`` (-1 if none).
+METHODS = ("lr_gd", "normalized_lr_gd", "batch_perceptron", "normalized_batch_perceptron")
+_RULES = (_w_lr_gd, _w_normalized_lr_gd, _w_batch_perceptron, _w_normalized_batch_perceptron)
 
-    Tries horizons start, 4 start, ... up to max_steps, so a fast run costs little and a slow one
-    at most about 4/3 of a single run to max_steps.
+
+@jax.jit
+def _steps_loop(Z, gamma, method, max_steps):
+    n = Z.shape[0]
+
+    def cond(state):
+        t, _, m = state
+        return jnp.any(m <= 0) & (t < max_steps)
+
+    def body(state):
+        t, theta, m = state
+        g = _sigma_neg(m) / n
+        w = lax.switch(method, _RULES, m, g, t, gamma)
+        theta = theta + jnp.matmul(Z.T, jnp.stack([g, w], axis=1), precision=_HI)[:, 1]  # as in the scan
+        return t + 1, theta, margins(theta, Z)
+
+    theta0 = jnp.zeros(Z.shape[1], Z.dtype)
+    t, _, m = lax.while_loop(cond, body, (jnp.asarray(0), theta0, margins(theta0, Z)))
+    return jnp.where(jnp.all(m > 0), t, -1)
+
+
+def steps_to_separate(Z, method: str, max_steps: int, gamma=1.0) -> int:
+    """Separation time of ``method`` (one of :data:`METHODS`) from theta_0 = 0, or -1 if not within
+    ``max_steps``: the same count as ``separation_time`` of the method's Trace over ``max_steps`` steps.
+
+    A ``lax.while_loop`` that stops at separation; the method, gamma and max_steps are traced, so there
+    is one compilation per shape and dtype of Z. ``gamma`` is ignored by the two perceptrons.
     """
-    steps = min(start, max_steps)
-    while True:
-        t = separation_time(run(steps))
-        if t >= 0 or steps >= max_steps:
-            return t
-        steps = min(4 * steps, max_steps)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
+    Z = _as_Z(Z)
+    gamma = _check_gammas(gamma, sweep=False)
+    t = _steps_loop(Z, jnp.asarray(gamma, Z.dtype), METHODS.index(method), _check_steps(max_steps))
+    return int(t)
 
 
 def until_separation(series, t_sep: int) -> np.ndarray:
@@ -342,7 +367,7 @@ class Reduction(NamedTuple):
 def reduction_error(Z, gammas, max_steps: int = 2**20) -> Reduction:
     """Thm 3.2 measured: E(gamma) over the Batch Perceptron's run up to its separation time."""
     gammas = check_step_sizes(gammas)
-    horizon = first_separation(lambda steps: batch_perceptron(Z, steps), max_steps)
+    horizon = steps_to_separate(Z, "batch_perceptron", max_steps)
     if horizon < 0:
         raise ValueError(f"the Batch Perceptron did not separate the data within {max_steps} steps")
     bp_path = np.asarray(batch_perceptron(Z, horizon, keep_path=True).path)

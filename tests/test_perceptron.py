@@ -156,6 +156,27 @@ def test_sweeps_match_single_runs(small_Z):
                 np.testing.assert_allclose(np.asarray(a[j]), np.asarray(b), rtol=1e-12, atol=1e-13)
 
 
+
+@pytest.mark.parametrize("method", P.METHODS)
+def test_steps_to_separate_matches_traces(small_Z, worst_Z, method):
+    """The early-stopping loop counts exactly what separation_time reads off the full trace."""
+    run = getattr(P, method)
+    for Z, T in ((small_Z, 20), (worst_Z, 320)):  # the horizons other tests compile for
+        for g in ([0.1, 1.0, 100.0] if "lr_gd" in method else [1.0]):
+            trace = run(Z, g, T) if "lr_gd" in method else run(Z, T)
+            assert P.steps_to_separate(Z, method, T, g) == P.separation_time(trace)
+    assert P.steps_to_separate(worst_Z, "batch_perceptron", 300) == -1  # separates at 301
+    assert P.steps_to_separate(worst_Z, "batch_perceptron", 301) == 301
+
+
+def test_steps_to_separate_validation(small_Z):
+    with pytest.raises(ValueError, match="unknown method"):
+        P.steps_to_separate(small_Z, "perceptron", 10)
+    with pytest.raises(ValueError, match="step size gamma"):
+        P.steps_to_separate(small_Z, "lr_gd", 10, 0.0)
+    with pytest.raises(ValueError, match="num_steps"):
+        P.steps_to_separate(small_Z, "lr_gd", -1)
+
 # --------------------------------------------------------------------------------------------
 # Paper numbers
 # --------------------------------------------------------------------------------------------
@@ -177,9 +198,9 @@ def test_worst_case_closed_form(n):
     expected = math.floor(0.3 * n + 0.2) + 1
     assert P.batch_perceptron_worst_case_time(n) == expected
     T = expected + 3
-    assert P.separation_time(P.batch_perceptron(Z, T)) == expected
-    assert P.separation_time(P.normalized_batch_perceptron(Z, T)) == 2
-    assert P.separation_time(P.normalized_lr_gd_sweep(Z, np.array([10.0, 100.0]), T)).tolist() == [2, 2]
+    assert P.steps_to_separate(Z, "batch_perceptron", T) == expected
+    assert P.steps_to_separate(Z, "normalized_batch_perceptron", T) == 2
+    assert [P.steps_to_separate(Z, "normalized_lr_gd", T, g) for g in (10.0, 100.0)] == [2, 2]
 
 
 def test_worst_case_dataset_validation():
@@ -276,13 +297,11 @@ def test_bounds_hold_on_digits(digits_Z):
     mc = P.margin_certificate(digits_Z)
     n, R, mu = digits_Z.shape[0], mc.radius, mc.mu_upper
     T = 900
-    assert 0 < P.separation_time(P.batch_perceptron(digits_Z, T)) <= P.batch_perceptron_bound(n, R, mu)
+    assert 0 < P.steps_to_separate(digits_Z, "batch_perceptron", T) <= P.batch_perceptron_bound(n, R, mu)
     assert 0 < P.perceptron_updates(digits_Z, T)[0] <= P.perceptron_bound(R, mu)
-    assert 0 < P.separation_time(P.normalized_batch_perceptron(digits_Z, T)) <= P.perceptron_bound(R, mu)
-    gammas = np.array([1.0, 10.0, 100.0])
-    times = P.separation_time(P.normalized_lr_gd_sweep(digits_Z, gammas, T))
-    for g, t in zip(gammas, times):
-        assert 0 < t <= P.normalized_lr_gd_bound(n, R, mu, g) < T
+    assert 0 < P.steps_to_separate(digits_Z, "normalized_batch_perceptron", T) <= P.perceptron_bound(R, mu)
+    for g in (1.0, 10.0, 100.0):
+        assert 0 < P.steps_to_separate(digits_Z, "normalized_lr_gd", T, g) <= P.normalized_lr_gd_bound(n, R, mu, g) < T
 
 
 def test_bound_formulas():
