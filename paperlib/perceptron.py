@@ -385,9 +385,10 @@ def reduction_error(Z, gammas, max_steps: int = 2**20) -> Reduction:
 
 def _svm_dual(Z: np.ndarray, radius: float) -> np.ndarray:
     """Approximate argmax_{alpha >= 0} sum(alpha) - 0.5 ||Z^T alpha||^2 (hard-margin SVM dual, no
-    intercept) by L-BFGS-B; a warm start for the exact working-set solve. Stops early once the dual
-    bound ||Z^T alpha|| / sum(alpha) on mu falls below 1e-9 R (the dual is unbounded when the data is
-    not separable; the LP then decides)."""
+    intercept) by at most 200 L-BFGS-B iterations: only a warm start (its support) for the exact
+    working-set solve, which adds any violated constraint itself. Stops early once the dual bound
+    ||Z^T alpha|| / sum(alpha) on mu falls below 1e-9 R (the dual is unbounded when the data is not
+    separable; the LP then decides)."""
 
     def neg_dual(alpha):
         w = Z.T @ alpha
@@ -405,7 +406,7 @@ def _svm_dual(Z: np.ndarray, radius: float) -> np.ndarray:
         method="L-BFGS-B",
         bounds=[(0.0, None)] * Z.shape[0],
         callback=stop_if_unbounded,
-        options=dict(maxiter=20000, maxcor=30, ftol=1e-15, gtol=1e-12),
+        options=dict(maxiter=200, maxcor=30, ftol=1e-15, gtol=1e-12),
     )
     return res.x
 
