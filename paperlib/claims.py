@@ -358,10 +358,14 @@ def summary_line(claims: list[dict]) -> str:
     return text
 
 
-def _short(x: Any, digits: int = 4) -> str:
+def _short(x: Any, digits: int = 4, max_items: int = 8) -> str:
+    """A value for a table cell; a list longer than ``max_items`` shows its ends and its length."""
     if isinstance(x, float):
         return f"{x:.{digits}g}"
     if isinstance(x, list):
+        if len(x) > max_items:
+            ends = [_short(v, digits) for v in (*x[:3], *x[-2:])]
+            return f"[{', '.join(ends[:3])}, ..., {', '.join(ends[3:])}] ({len(x)} values)"
         return "[" + ", ".join(_short(v, digits) for v in x) + "]"
     return str(x)
 
