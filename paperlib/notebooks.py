@@ -179,34 +179,42 @@ def parse_parameters(source: str) -> dict[str, Knob]:
     return knobs
 
 
-def _literal(node: ast.expr) -> object:
-    """A literal, also through ``dict(k=v, ...)`` calls (the way profile tables are written)."""
+def _literal(node: ast.expr, env: dict) -> object:
+    """A literal, also through ``dict(k=v, ...)`` calls and names bound to literals earlier (the way
+    profile tables are written)."""
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" \
-            and not node.args:
-        return {kw.arg: _literal(kw.value) for kw in node.keywords}
+            and len(node.args) <= 1:
+        base = dict(_literal(node.args[0], env)) if node.args else {}
+        return base | {kw.arg: _literal(kw.value, env) for kw in node.keywords}
     if isinstance(node, ast.Dict):
-        return {_literal(k): _literal(v) for k, v in zip(node.keys, node.values)}
+        return {_literal(k, env): _literal(v, env) for k, v in zip(node.keys, node.values)}
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_literal(v, env) for v in node.elts]
+    if isinstance(node, ast.Name) and node.id in env:
+        return env[node.id]
     return ast.literal_eval(node)
 
 
 def profile_values(path: Path) -> dict[str, dict]:
-    """The notebook's ``PROFILES = {profile: {knob: value}}`` table, read without running it ({} if absent)."""
-    nb = json.loads(Path(path).read_text())
-    for cell in nb["cells"]:
+    """The notebook's profile table ``{profile: {knob: value}}``, the second argument of its
+    ``profiles.resolve`` call, read without running the notebook ({} if it cannot be read)."""
+    env: dict = {}
+    for cell in json.loads(Path(path).read_text())["cells"]:
         if cell["cell_type"] != "code":
             continue
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         try:
-            tree = ast.parse(source)
+            tree = ast.parse("".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"])
         except SyntaxError:
             continue
-        for stmt in tree.body:
-            if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "PROFILES"
-                                                    for t in stmt.targets):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 try:
-                    return _literal(stmt.value)
-                except (ValueError, SyntaxError):
-                    return {}
+                    env[node.targets[0].id] = _literal(node.value, env)
+                except (ValueError, SyntaxError, TypeError):
+                    pass
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "profiles.resolve" \
+                    and len(node.args) >= 2 and isinstance(node.args[1], ast.Name):
+                return env.get(node.args[1].id, {})
     return {}
 
 

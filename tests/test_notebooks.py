@@ -27,6 +27,18 @@ def test_notebook_is_committed_clean(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+def test_profile_table_obeys_the_declared_knobs(name):
+    """Every profile's value of every knob has the declared type, element type and range."""
+    nb = nbs.discover()[name]
+    table = nbs.profile_values(nb.path)
+    assert set(table) == {"smoke", "default", "full"}, "the profile table could not be read"
+    for profile, row in table.items():
+        for knob, value in row.items():
+            assert knob in nb.knobs, f"{profile}: {knob!r} is not a knob of the parameters cell"
+            assert nb.knobs[knob].problem(value) is None, f"{profile}: {knob} {nb.knobs[knob].problem(value)}"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_smoke(name, tmp_path):
     [result] = reproduce.reproduce("smoke", [name], tmp_path)
     assert result.status != "error", result.message
