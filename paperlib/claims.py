@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from paperlib._atomic import atomic_write_text
+from paperlib.stats import mean_and_se
 
 RELATIONS = ("==", "approx", "rel", "<=", "<", ">=", ">", "in", "z")
 SOURCE_KINDS = ("paper", "closed form", "independent computation", "anchor library")
@@ -253,7 +254,7 @@ class Registry:
             if arr.ndim == 0 or arr.shape[0] < 2:
                 raise ValueError(f"claim {claim_id!r}: need at least 2 samples along axis 0")
             n = arr.shape[0]
-            mean, se = arr.mean(0), arr.std(0, ddof=1) / math.sqrt(n)
+            mean, se = mean_and_se(arr)
         elif mean is None or se is None or n is None:
             raise ValueError(f"claim {claim_id!r}: give samples, or mean, se and n")
         if not (isinstance(n, numbers.Integral) and n >= 2):

@@ -510,21 +510,3 @@ def fit_decay_rates(residuals, eigenvectors, lr: float, indices, eigenvalues, wi
         rates.append((1 - math.exp(slope)) / lr)
         used.append(kmax)
     return np.array(rates), np.array(used)
-
-
-def width_slope(widths, samples, power: float = 1.0):
-    """Log-log slope of a per-network quantity against width, with its standard error over networks.
-
-    ``samples[i]`` holds one value per independent network at ``widths[i]`` (all positive). The
-    statistic is ``power * log(mean(samples[i]))`` per width (``power = 0.5`` for a root-mean-square
-    of squared deviations), its least-squares slope against ``log(widths[i])``, and the delta-method
-    standard error ``sqrt(sum_i c_i^2 power^2 se_i^2 / mean_i^2)`` with ``c_i`` the least-squares
-    weights; widths are independent, so the terms add. Returns (slope, se, fewest networks per width).
-    """
-    x = np.log(np.asarray(widths, float))
-    c = (x - x.mean()) / np.sum((x - x.mean()) ** 2)
-    means = np.array([np.mean(s) for s in samples], float)
-    ses = np.array([np.std(s, ddof=1) / math.sqrt(len(s)) for s in samples], float)
-    slope = float(c @ (power * np.log(means)))
-    se = float(math.sqrt(np.sum((c * power * ses / means) ** 2)))
-    return slope, se, min(len(s) for s in samples)

@@ -1,4 +1,5 @@
-"""Small statistics shared by the notebooks: means with standard errors, variances, log-log slopes."""
+"""Small statistics shared by the notebooks and the claim registry: means with standard errors, variances,
+log-log slopes with their standard errors."""
 
 from __future__ import annotations
 
@@ -26,3 +27,21 @@ def variance_and_se(samples):
     var = d @ d / (n - 1)
     m4 = np.mean(d ** 4)
     return var, math.sqrt(max(m4 - var ** 2 * (n - 3) / (n - 1), 0.0) / n)
+
+
+def loglog_slope_and_se(x, means, ses, power: float = 1.0) -> tuple[float, float]:
+    """Least-squares slope of ``power * log(means)`` against ``log(x)`` and its delta-method standard
+    error ``sqrt(sum_i c_i^2 power^2 se_i^2 / means_i^2)``, ``c_i`` the least-squares weights. The means
+    are positive and independent across ``x``, so the terms add."""
+    lx = np.log(np.asarray(x, float))
+    c = (lx - lx.mean()) / np.sum((lx - lx.mean()) ** 2)
+    means, ses = np.asarray(means, float), np.asarray(ses, float)
+    return float(c @ (power * np.log(means))), float(math.sqrt(np.sum((c * power * ses / means) ** 2)))
+
+
+def loglog_slope_over_runs(x, samples, power: float = 1.0) -> tuple[float, float, int]:
+    """:func:`loglog_slope_and_se` of per-run values: ``samples[i]`` holds one value per independent run
+    (network, seed) at ``x[i]``; ``power = 0.5`` gives the slope of a root-mean-square of squared
+    deviations. Returns (slope, its s.e., fewest runs at any x)."""
+    means, ses = zip(*(mean_and_se(np.asarray(s, float)) for s in samples))
+    return (*loglog_slope_and_se(x, means, ses, power), min(len(s) for s in samples))

@@ -297,7 +297,7 @@ def test_statistics_helpers():
         ntk.closed_form_expectations("tanh", 1.0, 1.0, 0.5)
 
 
-def test_width_slope_recovers_power_law_and_its_standard_error():
+def test_loglog_slope_over_runs_recovers_power_law_and_its_standard_error():
     """Per-network values c n^-a (1 + noise): the slope is -a and its s.e. matches the spread of the
     slope over independent repetitions; power = 0.5 gives the slope of a root-mean-square."""
     rng = np.random.default_rng(0)
@@ -305,10 +305,10 @@ def test_width_slope_recovers_power_law_and_its_standard_error():
     reps = []
     for _ in range(400):
         samples = [2.0 * n ** -1.0 * (1 + 0.3 * rng.standard_normal(12)) for n in widths]
-        reps.append(ntk.width_slope(widths, samples))
+        reps.append(stats.loglog_slope_over_runs(widths, samples))
     slopes, ses = np.array([r[0] for r in reps]), np.array([r[1] for r in reps])
     assert abs(slopes.mean() + 1.0) < 0.01
     assert np.std(slopes) == pytest.approx(np.median(ses), rel=0.15)
     assert reps[0][2] == 12
     sq = [n ** -1.0 * np.ones(3) + 1e-9 * np.arange(3) for n in widths]
-    assert ntk.width_slope(widths, sq, power=0.5)[0] == pytest.approx(-0.5, abs=1e-6)
+    assert stats.loglog_slope_over_runs(widths, sq, power=0.5)[0] == pytest.approx(-0.5, abs=1e-6)
