@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from paperlib import notebooks as nbs
-from paperlib import provenance
+from paperlib import provenance, scaffold
 from paperlib._atomic import atomic_write_text, make_temp_dir, replace_dir
 from paperlib._runguard import Busy, Children, Interrupted, OutputLock, signals_raise
 from paperlib.claims import count as count_claims
@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
                                           "knob's type, range, meaning and value per profile")
     listing.add_argument("names", nargs="*", metavar="NAME")
     listing.add_argument("--notebooks", type=Path, default=nbs.NOTEBOOKS_DIR, help=argparse.SUPPRESS)
+    new = sub.add_parser("new", help="start a paper: template notebook, protocol module and test "
+                                     "(see CONTRIBUTING.md)")
+    new.add_argument("name", metavar="NAME", help="notebook name, e.g. smith2025_short_topic")
+    new.add_argument("--title", required=True, help='short title, e.g. "Smith et al. 2025: ..."')
+    new.add_argument("--citation", required=True, help="full citation")
+    new.add_argument("--arxiv", required=True, help="arXiv id, e.g. 2501.00001")
+    new.add_argument("--root", type=Path, default=provenance.REPO_ROOT, help=argparse.SUPPRESS)
     return parser
 
 
@@ -466,6 +473,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             _list(args.notebooks, args.names)
+            return 0
+        if args.command == "new":
+            try:
+                written = scaffold.create(args.name, args.title, args.citation, args.arxiv, args.root)
+            except (ValueError, FileExistsError) as e:
+                raise UsageError(str(e)) from None
+            print("\n".join(f"wrote {path}" for path in written))
             return 0
         results = reproduce(args.profile, args.only, args.out, args.param, args.jobs, args.notebooks)
     except (UsageError, Busy) as e:
