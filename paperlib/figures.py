@@ -1,6 +1,7 @@
 """One matplotlib style for every notebook, and atomic PNG + PDF saving with provenance.
 
-``save(fig, name, out_dir, provenance)`` writes ``name.png`` and ``name.pdf``; each is written to a
+``publish(fig, name, out_dir, provenance, proxy=...)`` is a notebook figure's tail: proxy label, save,
+show. ``save(fig, name, out_dir, provenance)`` writes ``name.png`` and ``name.pdf``; each is written to a
 temporary file and renamed into place, and carries the provenance (paper, profile, commit, ...) in
 its metadata (PNG text chunks, PDF Subject/Keywords).
 """
@@ -69,4 +70,15 @@ def save(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | Non
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, metadata=metadata[fmt])
         paths.append(atomic_write_bytes(Path(out_dir) / f"{name}.{fmt}", buf.getvalue()))
+    return paths
+
+
+def publish(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | None = None, *,
+            proxy: str | None = None) -> list[Path]:
+    """The tail of every notebook figure: stamp the ``proxy`` label (if the data stand in for the
+    paper's), save PNG + PDF atomically with provenance, and show the figure. Returns the saved paths."""
+    if proxy:
+        proxy_note(fig, proxy)
+    paths = save(fig, name, out_dir, provenance)
+    plt.show()
     return paths

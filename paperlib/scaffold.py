@@ -117,13 +117,10 @@ ax.errorbar([0], [float(est.mean)], yerr=[3 * float(est.se)], fmt="o", label="me
 ax.axhline(0.0, color="k", lw=0.8, label="closed form")
 ax.set(xticks=[], ylabel="mean", title=f"{{cfg.n_samples}} draws")
 ax.legend()
-figures.save(fig, "example_mean", out, prov)
-plt.show()
+figures.publish(fig, "example_mean", out, prov, proxy="synthetic draws (replace, or drop proxy=)")
 """
 
-CLAIMS = """reg.save(out / "claims.json")
-display(Markdown(reg.table()))
-"""
+CLAIMS = "session.finish(reg, out)  # claims.json and the claim table\n"
 
 
 def author_of(name: str) -> str:
@@ -154,7 +151,7 @@ def notebook(name: str, title: str, citation: str, arxiv: str) -> nbformat.Noteb
                 nbformat.v4.new_markdown_cell(SECTION.format(**fill)),
                 nbformat.v4.new_code_cell(EXAMPLE.format(**fill)),
                 nbformat.v4.new_markdown_cell("## Claims"),
-                nbformat.v4.new_code_cell("from IPython.display import Markdown, display\n\n" + CLAIMS)]
+                nbformat.v4.new_code_cell(CLAIMS)]
     return nb
 
 

@@ -22,3 +22,11 @@ def start(paper: str, profile: str, out_dir) -> Session:
     figures.use_style()
     return Session(out, claims.Registry(paper, profile),
                    {"paper": paper, "profile": profile, "git_commit": provenance.git_commit()})
+
+
+def finish(reg: claims.Registry, out: Path) -> None:
+    """The last cell of every notebook: save ``out/claims.json`` and show the claim table."""
+    from IPython.display import Markdown, display
+
+    reg.save(Path(out) / "claims.json")
+    display(Markdown(reg.table()))

@@ -176,3 +176,24 @@ def test_session_start_sets_up_a_notebook(tmp_path):
     assert (reg.paper, reg.profile) == ("toy2024", "smoke")
     assert prov["paper"] == "toy2024" and prov["profile"] == "smoke" and prov["git_commit"]
     assert plt.rcParams["figure.constrained_layout.use"]
+
+
+def test_publish_labels_saves_and_shows(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(True))
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    png, pdf = figures.publish(fig, "fig2", tmp_path, {"paper": "toy2024"}, proxy="digits stand in for MNIST")
+    assert shown == [True] and png.exists() and pdf.exists()
+    assert any(t.get_text() == "Proxy: digits stand in for MNIST" for t in fig.texts)
+    plt.close(fig)
+
+
+def test_session_finish_saves_the_claims_and_shows_the_table(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj.data))
+    out, reg, _ = session.start("toy2024", "smoke", tmp_path)
+    reg.check("one", "arithmetic", 1 + 1, 2, "==", source="closed form: arithmetic", kind="check")
+    session.finish(reg, out)
+    assert json.loads((tmp_path / "claims.json").read_text())["claims"][0]["id"] == "one"
+    assert "one" in shown[0]
