@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from paperlib import notebooks as nbs
-from paperlib import provenance, scaffold
+from paperlib import provenance
 from paperlib._atomic import atomic_write_text, make_temp_dir, replace_dir
 from paperlib._runguard import Busy, Children, Interrupted, OutputLock, signals_raise
 from paperlib.claims import count as count_claims
@@ -475,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
             _list(args.notebooks, args.names)
             return 0
         if args.command == "new":
+            from paperlib import scaffold  # nbformat's import is slow; only this command needs it
+
             try:
                 written = scaffold.create(args.name, args.title, args.citation, args.arxiv, args.root)
             except (ValueError, FileExistsError) as e:
