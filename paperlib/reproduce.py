@@ -2,7 +2,10 @@
 
     paperlib reproduce [--profile smoke|default|full] [--only NAME ...] [--out DIR] [-p KEY VALUE ...]
                        [--jobs N]
-    paperlib list
+    paperlib list [NAME ...]
+    paperlib new NAME --title T --citation C --arxiv ID
+
+Notebooks run side by side, one per CPU (at most 4), longest first; ``full`` runs one at a time.
 
 Each notebook runs into a hidden temporary folder inside DIR; only when it finishes is that folder
 renamed to ``DIR/<notebook>/`` (executed notebook, figures, ``claims.json``, ``run.json``), so a crash
@@ -79,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
                           "required for smoke and for runs with -p)")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
                      help="set a notebook parameter, e.g. -p seed 3 (repeatable)")
-    run.add_argument("--jobs", type=int, default=1, help="notebooks run in parallel (default 1)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="notebooks run side by side (default: one per CPU, at most 4, for smoke and "
+                          "default; 1 for full, whose notebooks each fill the GPU)")
     run.add_argument("--notebooks", type=Path, default=nbs.NOTEBOOKS_DIR, help=argparse.SUPPRESS)
     listing = sub.add_parser("list", help="the notebooks with their citation and profiles; with NAME, every "
                                           "knob's type, range, meaning and value per profile")
@@ -211,8 +216,14 @@ def _keep_failed(work: Path, out_root: Path, name: str) -> Path:
     return failed
 
 
+def default_jobs(profile: str) -> int:
+    """Notebooks run side by side when --jobs is not given: one per CPU (at most 4), but one at a time
+    for ``full``, where each notebook is meant to have the GPU to itself."""
+    return 1 if profile == "full" else max(1, min(4, os.cpu_count() or 1))
+
+
 def run_one(nb: nbs.Notebook, profile: str, params: dict, out_root: Path,
-            children: Children | None = None) -> Result:
+            children: Children | None = None, jobs: int = 1) -> Result:
     """Run one notebook into a temporary folder and, if it ran and its claims are finite, move it to
     ``out_root/<name>``. A notebook that raised, wrote no claims or recorded non-finite claims goes to
     ``out_root/.failed/<name>`` instead and the earlier result stays; a stopped run keeps nothing."""
@@ -238,7 +249,7 @@ def run_one(nb: nbs.Notebook, profile: str, params: dict, out_root: Path,
             return Result(nb.name, "error", wall_s=wall, message=f"{why} (see {failed})")
         n = count_claims(claims)
         log.unlink()
-        _write_run_json(work / "run.json", nb, profile, all_params, started, wall)
+        _write_run_json(work / "run.json", nb, profile, all_params, started, wall, jobs)
         if children.stopping.is_set():
             return Result(nb.name, "interrupted", wall_s=wall, message="stopped by a signal; nothing written")
         replace_dir(work, out_root / nb.name)
@@ -252,7 +263,7 @@ def run_one(nb: nbs.Notebook, profile: str, params: dict, out_root: Path,
 
 
 def _write_run_json(path: Path, nb: nbs.Notebook, profile: str, params: dict,
-                    started: datetime, wall: float) -> None:
+                    started: datetime, wall: float, jobs: int) -> None:
     budget = BUDGET_SECONDS[profile]
     record = {
         "notebook": nb.name,
@@ -267,6 +278,7 @@ def _write_run_json(path: Path, nb: nbs.Notebook, profile: str, params: dict,
         "wall_time_s": round(wall, 2),
         "budget_s": budget,
         "within_budget": wall <= budget,
+        "parallel_jobs": jobs,  # notebooks that ran side by side, sharing the CPUs, in this run
         "packages": provenance.package_versions(),
         "device": provenance.device_info(),
         "command": " ".join(["paperlib", *sys.argv[1:]]) if sys.argv else "",
@@ -393,21 +405,29 @@ def _print_table(results: list[Result], profile: str) -> None:
 
 # ----------------------------------------------------------------------------- entry points
 
-def _last_wall(out: Path, name: str, profile: str) -> str:
+def _last_wall_s(out: Path, name: str, profile: str) -> float:
+    """Wall time of the last run of ``name`` at ``profile`` in ``out``; 0 if there is none."""
     try:
         run = json.loads((out / name / "run.json").read_text())
     except (OSError, ValueError):
-        return ""
-    return f", last run {run['wall_time_s']:.0f} s" if run.get("profile") == profile else ""
+        return 0.0
+    return float(run.get("wall_time_s", 0.0)) if run.get("profile") == profile else 0.0
+
+
+def _last_wall(out: Path, name: str, profile: str) -> str:
+    wall = _last_wall_s(out, name, profile)
+    return f", last run {wall:.0f} s" if wall else ""
 
 
 def reproduce(profile: str = "default", only: list[str] | None = None, out: Path | None = None,
-              params: list[tuple[str, str]] = (), jobs: int = 1,
+              params: list[tuple[str, str]] = (), jobs: int | None = 1,
               notebooks_dir: Path = nbs.NOTEBOOKS_DIR) -> list[Result]:
     """Run the selected notebooks. A bad command line raises :class:`UsageError` and another run on the
     same folder :class:`~paperlib._runguard.Busy`, both before any run; SIGINT, SIGTERM or SIGHUP end
     every child (papermill and its kernel), keep no partial result and raise :class:`RunStopped`."""
+    jobs = default_jobs(profile) if jobs is None else jobs
     selected, chosen, out = plan(profile, only, list(params), jobs, notebooks_dir, out)
+    jobs = min(jobs, len(selected))
     with OutputLock(out):
         for stale in out.glob(".tmp-*"):  # left by a run that was killed outright; none is live (lock)
             shutil.rmtree(stale, ignore_errors=True)
@@ -417,7 +437,7 @@ def reproduce(profile: str = "default", only: list[str] | None = None, out: Path
         def run(nb: nbs.Notebook) -> Result:
             print(f"[start] {nb.name} ({profile}{_last_wall(out, nb.name, profile)})", flush=True)
             try:
-                result = run_one(nb, profile, chosen[nb.name], out, children)
+                result = run_one(nb, profile, chosen[nb.name], out, children, jobs)
             except Interrupted:
                 result = Result(nb.name, "interrupted", message="stopped by a signal; nothing written")
             except Exception as e:  # one notebook's trouble never stops the others
@@ -431,8 +451,10 @@ def reproduce(profile: str = "default", only: list[str] | None = None, out: Path
         pool = ThreadPoolExecutor(max_workers=jobs)
         try:
             with signals_raise():
-                futures = [pool.submit(run, nb) for nb in selected]
-                results = [f.result() for f in futures]
+                # longest first (by the last run's wall time) so parallel jobs end together
+                order = sorted(selected, key=lambda nb: -_last_wall_s(out, nb.name, profile))
+                futures = {nb.name: pool.submit(run, nb) for nb in order}
+                results = [futures[nb.name].result() for nb in selected]
         except (KeyboardInterrupt, Interrupted) as e:
             for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(s, signal.SIG_IGN)  # the cleanup below is not to be interrupted

@@ -342,3 +342,13 @@ def test_parameter_types_come_from_annotations_and_defaults():
     for knob, text in [("seed", "True"), ("steps", "2.5"), ("gammas", "3"), ("rate", "fast")]:
         with pytest.raises(ValueError, match=f"parameter '{knob}' expects"):
             nbs.parse_value(knobs[knob], text)
+
+
+def test_parallel_jobs_are_recorded_and_full_runs_one_at_a_time(toys, tmp_path):
+    assert reproduce.default_jobs("full") == 1 and 1 <= reproduce.default_jobs("default") <= 4
+    out = tmp_path / "out"
+    results = reproduce.reproduce("smoke", ["toy_pass", "toy_gap"], out, jobs=2, notebooks_dir=toys)
+    assert [r.name for r in results] == ["toy_pass", "toy_gap"] and all(r.ok for r in results)
+    assert {json.loads((out / n / "run.json").read_text())["parallel_jobs"] for n in ("toy_pass", "toy_gap")} == {2}
+    reproduce.reproduce("smoke", ["toy_pass"], out, jobs=3, notebooks_dir=toys)
+    assert json.loads((out / "toy_pass" / "run.json").read_text())["parallel_jobs"] == 1
