@@ -1,6 +1,6 @@
 """The notebooks of the repository: discovery, their metadata and their parameters cell.
 
-Each notebook carries ``metadata.paperlib = {"title", "citation", "arxiv", "profiles", "items"}`` and one
+Each notebook carries ``metadata.paperlib = {"title", "citation", "arxiv", "profiles", "items", "scale"}`` and one
 code cell tagged ``parameters`` whose top-level assignments are its knobs. ``items`` is the paper-item
 table: one entry per theorem, proposition, figure and table of the paper (as its brief names them)::
 
@@ -23,6 +23,15 @@ choices, which apply to the value or to every element of a list::
     lrs: list[float] | None = None  # (0, inf) learning rates
     net_dtype: str | None = None  # {float32, float64} dtype of the network sweeps
 
+``scale`` says what each profile runs next to what the paper ran: ``{"rows": [...], "note": "..."}`` with
+one row per size that matters; a row names either the knob whose profile values it shows or the values
+themselves (one text for every profile, or one per profile), so no setting is written twice::
+
+    {"quantity": "hidden widths", "paper": "64 ... 8192", "knob": "widths"}
+    {"quantity": "data", "paper": "MNIST (60,000)", "profiles": "sklearn digits 8x8 (1,797), proxy"}
+
+and ``note`` says plainly where ``full`` stays below the paper's scale, and why.
+
 :func:`parse_value` turns a command-line string into a value the knob accepts or raises one clear line
 naming the knob, before any kernel starts. :func:`profile_values` reads a notebook's ``PROFILES`` table
 (``{profile: dict(knob=value, ...)}``) so that ``paperlib list`` can show every knob's value per profile.
@@ -43,6 +52,7 @@ RESERVED = ("profile", "out_dir")  # set by the runner's --profile and --out, no
 
 ITEM_STATUSES = ("reproduced", "partial", "not reproduced", "out of scope")
 ITEM_KEYS = ("id", "title", "status", "claims", "figures", "note")
+SCALE_PROFILES = ("full", "default", "smoke")
 
 _TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "tuple": tuple,
           "dict": dict}
@@ -118,6 +128,7 @@ class Notebook:
     profiles: tuple[str, ...]
     knobs: dict[str, Knob]
     items: tuple[dict, ...] = ()
+    scale: dict | None = None
 
 
 def _annotation_types(node: ast.expr | None, default: object) -> tuple[type, ...] | None:
@@ -240,6 +251,51 @@ def check_items(items: object, where: str = "") -> tuple[dict, ...]:
     return tuple(items)
 
 
+def check_scale(scale: object, where: str = "") -> dict | None:
+    """Validate a scale declaration (see the module docstring); None when the notebook has none."""
+    if scale is None:
+        return None
+    if not isinstance(scale, dict) or set(scale) != {"rows", "note"} or not isinstance(scale["rows"], list):
+        raise ValueError(f"{where}: metadata.paperlib.scale must be {{'rows': [...], 'note': '...'}}")
+    for i, row in enumerate(scale["rows"]):
+        extra = set(row) - {"quantity", "paper"} if isinstance(row, dict) else set()
+        ok = isinstance(row, dict) and {"quantity", "paper"} <= set(row) and extra in ({"knob"}, {"profiles"})
+        if ok and isinstance(row.get("profiles"), dict):
+            ok = set(row["profiles"]) == set(SCALE_PROFILES)
+        if not ok:
+            raise ValueError(f"{where}: scale row {i} must have 'quantity', 'paper' and either 'knob' or "
+                             f"'profiles' (a text, or one per profile {SCALE_PROFILES})")
+    return scale
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def scale_table(nb: Notebook) -> list[dict]:
+    """The notebook's scale rows resolved to text: ``{"quantity", "paper", "full", "default", "smoke"}``,
+    knob rows read from its profile table. [] when it declares no scale."""
+    if not nb.scale:
+        return []
+    table = profile_values(nb.path)
+    rows = []
+    for row in nb.scale["rows"]:
+        if "knob" in row:
+            missing = [p for p in SCALE_PROFILES if row["knob"] not in table.get(p, {})]
+            if missing:
+                raise ValueError(f"{nb.name}: scale row {row['quantity']!r} names knob {row['knob']!r}, "
+                                 f"which the profile table lacks for {missing}")
+            values = {p: _shown(table[p][row["knob"]]) for p in SCALE_PROFILES}
+        elif isinstance(row["profiles"], dict):
+            values = {p: _shown(row["profiles"][p]) for p in SCALE_PROFILES}
+        else:
+            values = dict.fromkeys(SCALE_PROFILES, _shown(row["profiles"]))
+        rows.append({"quantity": row["quantity"], "paper": _shown(row["paper"]), **values})
+    return rows
+
+
 def load(path: Path) -> Notebook:
     nb = json.loads(Path(path).read_text())
     meta = nb.get("metadata", {}).get("paperlib", {})
@@ -254,7 +310,8 @@ def load(path: Path) -> Notebook:
     return Notebook(name=Path(path).stem, path=Path(path), title=meta.get("title", Path(path).stem),
                     citation=meta.get("citation", ""), arxiv=meta.get("arxiv", ""),
                     profiles=tuple(meta.get("profiles", ())), knobs=knobs,
-                    items=check_items(meta.get("items", []), str(path)))
+                    items=check_items(meta.get("items", []), str(path)),
+                    scale=check_scale(meta.get("scale"), str(path)))
 
 
 def discover(directory: Path = NOTEBOOKS_DIR) -> dict[str, Notebook]:

@@ -41,6 +41,7 @@ FIGURES_DIR = provenance.REPO_ROOT / "figures"
 README = provenance.REPO_ROOT / "README.md"
 RESULTS_BEGIN, RESULTS_END = "<!-- results:begin -->", "<!-- results:end -->"
 PAPERS_BEGIN, PAPERS_END = "<!-- papers:begin -->", "<!-- papers:end -->"
+SCALE_BEGIN, SCALE_END = "<!-- scale:begin -->", "<!-- scale:end -->"
 
 
 class UsageError(Exception):
@@ -271,6 +272,7 @@ def _write_run_json(path: Path, nb: nbs.Notebook, profile: str, params: dict,
         "citation": nb.citation,
         "arxiv": nb.arxiv,
         "paper_items": list(nb.items),
+        "scale": {"rows": nbs.scale_table(nb), "note": nb.scale["note"]} if nb.scale else None,
         "profile": profile,
         "parameters": {k: v for k, v in params.items() if k != "out_dir"},
         "git_commit": provenance.git_commit(),
@@ -298,6 +300,7 @@ def summary_rows(out_root: Path) -> list[dict]:
         rows.append({
             "name": folder.name, "title": run.get("title", folder.name),
             "claims": claims, **count_claims(claims), "items": run.get("paper_items", []),
+            "scale": run.get("scale"),
             "profile": run["profile"], "device": run["device"]["device"],
             "wall": run["wall_time_s"], "budget": run["budget_s"],
             "figures": sorted(p.name for p in folder.glob("*.png")),
@@ -354,6 +357,16 @@ def items_section(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def scale_section(r: dict) -> str:
+    """One notebook's "paper / full / default / smoke" table, from its run.json."""
+    if not r.get("scale"):
+        return f"**{r['title']}**: no scale declared.\n"
+    lines = [f"**{r['title']}**\n", "| quantity | paper | full | default | smoke |", "|---|---|---|---|---|"]
+    lines += [f"| {x['quantity']} | {x['paper']} | {x['full']} | {x['default']} | {x['smoke']} |"
+              for x in r["scale"]["rows"]]
+    return "\n".join(lines) + f"\n\n{r['scale']['note']}\n"
+
+
 def _word(c: dict | None) -> str:
     if c is None:
         return "not recorded"
@@ -386,11 +399,13 @@ def write_summaries(out_root: Path) -> None:
                       "item of the paper; checks guard our own machinery; a declared gap is a paper claim "
                       "our reproduction does not meet, computed every run.\n\n"
                       + results_table(rows, "") + _failed_note(out_root) + "\n\n## Paper items\n\n"
-                      + "\n".join(items_section(r) for r in rows))
+                      + "\n".join(items_section(r) for r in rows)
+                      + "\n## Scale: the paper's and each profile's\n\n" + "\n".join(scale_section(r) for r in rows))
     if out_root.resolve() == FIGURES_DIR.resolve() and README.exists():
         text = _replace_between(README.read_text(), RESULTS_BEGIN, RESULTS_END,
                                 results_table(rows, "figures/"))
         text = _replace_between(text, PAPERS_BEGIN, PAPERS_END, papers_table(rows, "figures/"))
+        text = _replace_between(text, SCALE_BEGIN, SCALE_END, "\n".join(scale_section(r) for r in rows))
         atomic_write_text(README, text)
 
 

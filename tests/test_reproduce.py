@@ -352,3 +352,35 @@ def test_parallel_jobs_are_recorded_and_full_runs_one_at_a_time(toys, tmp_path):
     assert {json.loads((out / n / "run.json").read_text())["parallel_jobs"] for n in ("toy_pass", "toy_gap")} == {2}
     reproduce.reproduce("smoke", ["toy_pass"], out, jobs=3, notebooks_dir=toys)
     assert json.loads((out / "toy_pass" / "run.json").read_text())["parallel_jobs"] == 1
+
+
+SCALE = {"rows": [{"quantity": "widths", "paper": "64 ... 8192", "knob": "widths"},
+                  {"quantity": "data", "paper": "MNIST (60,000)", "profiles": "digits 8x8 (1,797), proxy"},
+                  {"quantity": "seeds", "paper": 10, "profiles": {"full": 10, "default": 3, "smoke": 1}}],
+         "note": "full stays at the digits proxy: MNIST cannot be downloaded here"}
+
+
+def test_scale_tables_read_knob_rows_from_the_profile_table(tmp_path):
+    path = tmp_path / "toy2024_scale.ipynb"
+    _toy_notebook(path, "pass")
+    nb = json.loads(path.read_text())
+    nb["metadata"]["paperlib"]["scale"] = SCALE
+    nb["cells"].insert(2, nbformat.v4.new_code_cell(
+        'PROFILES = {"smoke": dict(widths=[64]), "default": dict(widths=[64, 256]), '
+        '"full": dict(widths=[64, 256, 1024])}\ncfg = profiles.resolve(profile, PROFILES, widths=widths)'))
+    path.write_text(json.dumps(nb))
+    rows = nbs.scale_table(nbs.load(path))
+    assert rows[0] == {"quantity": "widths", "paper": "64 ... 8192", "full": "64, 256, 1024",
+                       "default": "64, 256", "smoke": "64"}
+    assert rows[1]["smoke"] == rows[1]["full"] == "digits 8x8 (1,797), proxy" and rows[2]["default"] == "3"
+    text = reproduce.scale_section({"title": "Toy", "scale": {"rows": rows, "note": SCALE["note"]}})
+    assert "| widths | 64 ... 8192 | 64, 256, 1024 | 64, 256 | 64 |" in text and SCALE["note"] in text
+    for bad in ({"rows": [{"quantity": "x", "paper": "y"}], "note": ""},
+                {"rows": [{"quantity": "x", "paper": "y", "knob": "a", "profiles": "b"}], "note": ""},
+                {"rows": [{"quantity": "x", "paper": "y", "profiles": {"full": 1}}], "note": ""}, {"rows": []}):
+        with pytest.raises(ValueError, match="scale"):
+            nbs.check_scale(bad, "toy")
+    nb["metadata"]["paperlib"]["scale"] = {"rows": [{"quantity": "n", "paper": "1", "knob": "depth"}], "note": ""}
+    path.write_text(json.dumps(nb))
+    with pytest.raises(ValueError, match="names knob 'depth'"):
+        nbs.scale_table(nbs.load(path))
