@@ -15,6 +15,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.typing import ArrayLike
 
 _HI = lax.Precision.HIGHEST
 
@@ -22,39 +23,70 @@ _HI = lax.Precision.HIGHEST
 # ------------------------------------------------------------------------- curvature operators
 
 
-def hvp(loss: Callable, theta, v):
-    """Hessian-vector product H(theta) v by forward-over-reverse differentiation (jvp of grad)."""
+def hvp(loss: Callable, theta: jax.Array, v: jax.Array) -> jax.Array:
+    """Hessian-vector product by forward-over-reverse differentiation (jvp of grad).
+
+    Args:
+      loss: ``theta -> scalar``.
+      theta: (p,) point at which the Hessian is taken.
+      v: (p,) direction.
+
+    Returns:
+      (p,) H(theta) v.
+    """
     return jax.jvp(jax.grad(loss), (theta,), (v,))[1]
 
 
-def hvp_operator(loss: Callable, theta) -> Callable:
-    """The jitted matvec v -> H(theta) v at a fixed point theta."""
+def hvp_operator(loss: Callable, theta: jax.Array) -> Callable[[jax.Array], jax.Array]:
+    """The jitted matvec ``v -> H(theta) v`` at a fixed (p,) point ``theta`` (input of the eigen-solvers
+    and trace estimators below)."""
     grad = jax.grad(loss)
     return jax.jit(lambda v: jax.jvp(grad, (theta,), (v,))[1])
 
 
-def hessian(loss: Callable, theta):
-    """Dense Hessian (p, p) of ``loss`` at theta (small models only)."""
+def hessian(loss: Callable, theta: jax.Array) -> jax.Array:
+    """Dense (p, p) Hessian of ``loss`` at the (p,) point ``theta`` (small models only)."""
     return jax.hessian(loss)(theta)
 
 
-def output_jacobian(f: Callable, theta, X):
-    """Per-sample output Jacobians J with rows d f(theta, x_i) / d theta: shape (n, p) for scalar
-    outputs, (n, k, p) for k outputs."""
+def output_jacobian(f: Callable, theta: jax.Array, X: jax.Array) -> jax.Array:
+    """Per-sample output Jacobians, rows d f(theta, x_i) / d theta.
+
+    Args:
+      f: model ``f(theta, x)`` for one sample, scalar or (k,) output.
+      theta: (p,) parameters.
+      X: (n, ...) samples.
+
+    Returns:
+      J of shape (n, p) for scalar outputs, (n, k, p) for k outputs.
+    """
     return jax.vmap(jax.jacrev(f), in_axes=(None, 0))(theta, X)
 
 
-def gauss_newton(J):
-    """Gauss-Newton matrix G = (1/n) sum_i J_i^T J_i of the loss (1/2n) sum_i ||f(x_i) - y_i||^2;
-    J is (n, p) or (n, k, p). Equals the Hessian at an interpolating minimum."""
+def gauss_newton(J: jax.Array) -> jax.Array:
+    """Gauss-Newton matrix G = (1/n) sum_i J_i^T J_i of the loss (1/2n) sum_i ||f(x_i) - y_i||^2.
+
+    Args:
+      J: (n, p) or (n, k, p) output Jacobian (:func:`output_jacobian`).
+
+    Returns:
+      (p, p) G; it equals the Hessian at an interpolating minimum.
+    """
     n = J.shape[0]
     J = J.reshape(-1, J.shape[-1])
     return jnp.matmul(J.T, J, precision=_HI) / n
 
 
-def gram(J):
-    """The (n, n) kernel K = J J^T / n (k = 1) or (nk, nk) for k outputs; its nonzero spectrum equals
-    that of :func:`gauss_newton`, so sharpness measures come from it exactly when n << p."""
+def gram(J: jax.Array) -> jax.Array:
+    """The kernel K = J J^T / n, whose nonzero spectrum equals that of :func:`gauss_newton`, so
+    sharpness measures come from it exactly and cheaply when n << p.
+
+    Args:
+      J: (n, p) or (n, k, p) output Jacobian.
+
+    Returns:
+      (n, n) K, or (nk, nk) for k outputs.
+    """
     n = J.shape[0]
     J = J.reshape(-1, J.shape[-1])
     return jnp.matmul(J, J.T, precision=_HI) / n
@@ -68,8 +100,9 @@ class Sharpness(NamedTuple):
     lambda_max: jax.Array
 
 
-def sharpness(A) -> Sharpness:
-    """Exact Tr A, ||A||_F and lambda_max(A) of a symmetric PSD matrix (e.g. :func:`gram`)."""
+def sharpness(A: ArrayLike) -> Sharpness:
+    """Exact Tr A, ||A||_F and lambda_max(A) of a symmetric PSD (d, d) matrix (e.g. :func:`gram`),
+    from its eigenvalues."""
     eig = jnp.linalg.eigvalsh(A)
     return Sharpness(jnp.sum(eig), jnp.sqrt(jnp.sum(eig**2)), eig[-1])
 
@@ -84,9 +117,20 @@ class PowerResult(NamedTuple):
     iterations: jax.Array
 
 
-def power_iteration(matvec: Callable, v0, max_iters: int = 1000, tol: float = 1e-10) -> PowerResult:
-    """Power iteration for the eigenvalue of largest magnitude; stops when ||Av - lambda v|| <=
-    tol * |lambda| or after ``max_iters`` products. Jit-able (``lax.while_loop``)."""
+def power_iteration(matvec: Callable, v0: jax.Array, max_iters: int = 1000,
+                    tol: float = 1e-10) -> PowerResult:
+    """Power iteration for the eigenvalue of largest magnitude (the PyHessian route to lambda_max).
+    Jit-able (``lax.while_loop``).
+
+    Args:
+      matvec: ``v -> A v`` for a symmetric (p, p) A.
+      v0: (p,) start vector (normalised here).
+      max_iters: at most this many products.
+      tol: stop when ||A v - lambda v|| <= tol |lambda|.
+
+    Returns:
+      ``PowerResult``: Rayleigh quotient, unit vector, residual, iterations used.
+    """
     if max_iters < 1:
         raise ValueError(f"max_iters must be >= 1, got {max_iters}")
     v0 = v0 / jnp.linalg.norm(v0)
@@ -113,9 +157,18 @@ class LanczosResult(NamedTuple):
     basis: jax.Array  # (m, p) orthonormal Lanczos vectors
 
 
-def lanczos(matvec: Callable, v0, num_steps: int) -> LanczosResult:
-    """m = ``num_steps`` Lanczos steps with full re-orthogonalisation (two Gram-Schmidt passes) so
-    that Q Q^T = I to round-off; Q A Q^T = T. Requires m <= p."""
+def lanczos(matvec: Callable, v0: jax.Array, num_steps: int) -> LanczosResult:
+    """Lanczos tridiagonalisation with full re-orthogonalisation (two Gram-Schmidt passes), so that
+    Q Q^T = I to round-off and Q A Q^T = T.
+
+    Args:
+      matvec: ``v -> A v`` for a symmetric (p, p) A.
+      v0: (p,) start vector (normalised here).
+      num_steps: m, with 1 <= m <= p.
+
+    Returns:
+      ``LanczosResult``: alphas (m,), betas (m - 1,), orthonormal basis Q (m, p).
+    """
     p = v0.shape[0]
     if not 1 <= num_steps <= p:
         raise ValueError(f"num_steps must be in [1, p={p}], got {num_steps}")
@@ -138,7 +191,7 @@ def lanczos(matvec: Callable, v0, num_steps: int) -> LanczosResult:
     return LanczosResult(alphas, betas[:-1], Q)
 
 
-def tridiagonal(alphas, betas):
+def tridiagonal(alphas: jax.Array, betas: jax.Array) -> jax.Array:
     """The symmetric tridiagonal matrix with diagonal ``alphas`` and off-diagonal ``betas``."""
     return jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
 
@@ -166,15 +219,16 @@ def ritz(result: LanczosResult, rtol: float = 1e-10) -> Ritz:
     return Ritz(eig, vec[0] ** 2)
 
 
-def top_ritz_pair(result: LanczosResult, rtol: float = 1e-10):
-    """Largest Ritz value and its unit Ritz vector Q^T y (an approximate top eigenpair), breakdown-safe."""
+def top_ritz_pair(result: LanczosResult, rtol: float = 1e-10) -> tuple[jax.Array, jax.Array]:
+    """Largest Ritz value () and its unit (p,) Ritz vector Q^T y (an approximate top eigenpair),
+    breakdown-safe."""
     eig, vec = jnp.linalg.eigh(_truncated_tridiagonal(result, rtol))
     u = result.basis.T @ vec[:, -1]
     return eig[-1], u / jnp.linalg.norm(u)
 
 
-def lanczos_top_eigenvalues(matvec: Callable, v0, num_steps: int, k: int = 1):
-    """The k largest Ritz values after ``num_steps`` Lanczos steps, descending."""
+def lanczos_top_eigenvalues(matvec: Callable, v0: jax.Array, num_steps: int, k: int = 1) -> jax.Array:
+    """The (k,) largest Ritz values after ``num_steps`` Lanczos steps from the (p,) ``v0``, descending."""
     return ritz(lanczos(matvec, v0, num_steps)).nodes[::-1][:k]
 
 
@@ -187,10 +241,20 @@ class TraceEstimate(NamedTuple):
     samples: jax.Array  # (num_probes,) the per-probe values z^T A z
 
 
-def hutchinson_trace(matvec: Callable, dim: int, key, num_probes: int,
+def hutchinson_trace(matvec: Callable, dim: int, key: jax.Array, num_probes: int,
                      distribution: str = "rademacher") -> TraceEstimate:
-    """Hutchinson's estimator Tr A ~ mean_k z_k^T A z_k with Rademacher or Gaussian probes; for
-    Rademacher probes Var(z^T A z) = 2 (||A||_F^2 - sum_i A_ii^2)."""
+    """Hutchinson's estimator Tr A ~ mean_k z_k^T A z_k, with its standard error.
+
+    Args:
+      matvec: ``v -> A v`` for a symmetric (dim, dim) A.
+      dim: the dimension.
+      key: PRNG key of the probes.
+      num_probes: at least 2.
+      distribution: ``rademacher`` (Var z^T A z = 2 (||A||_F^2 - sum_i A_ii^2)) or ``gaussian``.
+
+    Returns:
+      ``TraceEstimate``: mean, its standard error, the (num_probes,) per-probe values.
+    """
     if num_probes < 2:
         raise ValueError(f"num_probes must be >= 2 for a standard error, got {num_probes}")
     if distribution == "rademacher":
@@ -206,7 +270,7 @@ def hutchinson_trace(matvec: Callable, dim: int, key, num_probes: int,
 # ------------------------------------------------------------------------- Gauss-Newton products, SLQ densities
 
 
-def gauss_newton_vp(f: Callable, output_loss: Callable, theta, v):
+def gauss_newton_vp(f: Callable, output_loss: Callable, theta: jax.Array, v: jax.Array) -> jax.Array:
     """Generalised Gauss-Newton product G v = J^T (d^2 l / d out^2) J v for a loss l(f(theta)), with J
     the Jacobian of ``f: theta -> outputs`` and ``output_loss: outputs -> scalar`` (Schraudolph 2002).
     Matrix-free: one jvp, one output-space HVP, one vjp."""
@@ -215,7 +279,7 @@ def gauss_newton_vp(f: Callable, output_loss: Callable, theta, v):
     return jax.vjp(f, theta)[1](curv_jv)[0]
 
 
-def stochastic_lanczos_quadrature(matvec: Callable, dim: int, key, num_probes: int,
+def stochastic_lanczos_quadrature(matvec: Callable, dim: int, key: jax.Array, num_probes: int,
                                   num_steps: int) -> Ritz:
     """Stochastic Lanczos quadrature (Ubaru, Chen & Saad 2017): ``num_probes`` Rademacher starting
     vectors, each run for ``num_steps`` Lanczos steps with full re-orthogonalisation. Returns Ritz nodes
@@ -228,7 +292,7 @@ def stochastic_lanczos_quadrature(matvec: Callable, dim: int, key, num_probes: i
     return jax.vmap(lambda v: ritz(lanczos(matvec, v, num_steps)))(probes)
 
 
-def spectral_density(nodes, weights, grid, width):
+def spectral_density(nodes: ArrayLike, weights: ArrayLike, grid: jax.Array, width: float) -> jax.Array:
     """Gaussian-smoothed SLQ density on ``grid``: mean over probes of sum_k w_k N(x; node_k, width^2).
     ``nodes``/``weights`` are (num_probes, m) or (m,); the density integrates to 1."""
     if width <= 0:
