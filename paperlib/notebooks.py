@@ -269,8 +269,9 @@ def check_scale(scale: object, where: str = "") -> dict | None:
 
 
 def _shown(value: object) -> str:
+    """A profile value as table text: lists comma-separated, inner lists in parentheses."""
     if isinstance(value, (list, tuple)):
-        return ", ".join(_shown(v) for v in value)
+        return ", ".join(f"({_shown(v)})" if isinstance(v, (list, tuple)) else _shown(v) for v in value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -373,6 +373,7 @@ def test_scale_tables_read_knob_rows_from_the_profile_table(tmp_path):
     assert rows[0] == {"quantity": "widths", "paper": "64 ... 8192", "full": "64, 256, 1024",
                        "default": "64, 256", "smoke": "64"}
     assert rows[1]["smoke"] == rows[1]["full"] == "digits 8x8 (1,797), proxy" and rows[2]["default"] == "3"
+    assert nbs._shown([[3, 8], [8, 9]]) == "(3, 8), (8, 9)" and nbs._shown([0.5, 2]) == "0.5, 2"
     text = reproduce.scale_section({"title": "Toy", "scale": {"rows": rows, "note": SCALE["note"]}})
     assert "| widths | 64 ... 8192 | 64, 256, 1024 | 64, 256 | 64 |" in text and SCALE["note"] in text
     for bad in ({"rows": [{"quantity": "x", "paper": "y"}], "note": ""},
