@@ -6,21 +6,31 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def loglog_slope(x, y) -> float:
-    """Least-squares slope of log y against log x."""
+def loglog_slope(x: ArrayLike, y: ArrayLike) -> float:
+    """Least-squares slope of log y against log x, for (n,) positive ``x`` and ``y``."""
     return float(np.polyfit(np.log(np.asarray(x, float)), np.log(np.asarray(y, float)), 1)[0])
 
 
-def mean_and_se(samples, axis=0):
-    """Sample mean along ``axis`` and its standard error s / sqrt(n)."""
+def mean_and_se(samples: ArrayLike, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Sample mean along ``axis`` and its standard error s / sqrt(n) (s with ddof = 1).
+
+    Args:
+      samples: array whose ``axis`` runs over n >= 2 independent draws.
+      axis: the axis of the draws.
+
+    Returns:
+      (mean, s.e.), each of the shape of ``samples`` without ``axis``.
+    """
     s = np.asarray(samples)
     return s.mean(axis), s.std(axis, ddof=1) / math.sqrt(s.shape[axis])
 
 
-def variance_and_se(samples):
-    """Sample variance and its distribution-free standard error sqrt((m4 - s^4 (n-3)/(n-1)) / n)."""
+def variance_and_se(samples: ArrayLike) -> tuple[float, float]:
+    """Sample variance s^2 of (n,) draws and its distribution-free standard error
+    sqrt((m4 - s^4 (n-3)/(n-1)) / n), m4 the fourth central sample moment."""
     s = np.asarray(samples, float)
     n = s.size
     d = s - s.mean()
@@ -29,7 +39,8 @@ def variance_and_se(samples):
     return var, math.sqrt(max(m4 - var ** 2 * (n - 3) / (n - 1), 0.0) / n)
 
 
-def loglog_slope_and_se(x, means, ses, power: float = 1.0) -> tuple[float, float]:
+def loglog_slope_and_se(x: ArrayLike, means: ArrayLike, ses: ArrayLike,
+                        power: float = 1.0) -> tuple[float, float]:
     """Least-squares slope of ``power * log(means)`` against ``log(x)`` and its delta-method standard
     error ``sqrt(sum_i c_i^2 power^2 se_i^2 / means_i^2)``, ``c_i`` the least-squares weights. The means
     are positive and independent across ``x``, so the terms add."""
@@ -39,7 +50,7 @@ def loglog_slope_and_se(x, means, ses, power: float = 1.0) -> tuple[float, float
     return float(c @ (power * np.log(means))), float(math.sqrt(np.sum((c * power * ses / means) ** 2)))
 
 
-def loglog_slope_over_runs(x, samples, power: float = 1.0) -> tuple[float, float, int]:
+def loglog_slope_over_runs(x: ArrayLike, samples, power: float = 1.0) -> tuple[float, float, int]:
     """:func:`loglog_slope_and_se` of per-run values: ``samples[i]`` holds one value per independent run
     (network, seed) at ``x[i]``; ``power = 0.5`` gives the slope of a root-mean-square of squared
     deviations. Returns (slope, its s.e., fewest runs at any x)."""
