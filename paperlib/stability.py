@@ -54,13 +54,14 @@ def sampling_constant(n: int, batch_size: int, replacement: bool) -> float:
 
 
 def rank_one_hessians(g):
-    """H_i = g_i g_i^T for per-sample output gradients g (n, p) -> (n, p, p)."""
-    g = jnp.asarray(g)
+    """H_i = g_i g_i^T for per-sample output gradients g (n, p) -> (n, p, p), float64 numpy (the
+    stability theory below is small dense linear algebra: numpy avoids one XLA compile per shape)."""
+    g = np.asarray(g, dtype=np.float64)
     return g[:, :, None] * g[:, None, :]
 
 
 def _check_hessians(Hs):
-    Hs = jnp.asarray(Hs)
+    Hs = np.asarray(Hs, dtype=np.float64)
     if Hs.ndim != 3 or Hs.shape[1] != Hs.shape[2]:
         raise ValueError(f"per-sample Hessians must have shape (n, p, p), got {Hs.shape}")
     return Hs
@@ -69,7 +70,7 @@ def _check_hessians(Hs):
 def _kron_moments(Hs):
     """(H kron H, E_i H_i kron H_i) as (p^2, p^2) matrices (vec(A S A) = (A kron A) vec S, A = A^T)."""
     H = Hs.mean(0)
-    return jnp.kron(H, H), jnp.einsum("iab,icd->acbd", Hs, Hs).reshape(H.size, H.size) / Hs.shape[0]
+    return np.kron(H, H), np.einsum("iab,icd->acbd", Hs, Hs).reshape(H.size, H.size) / Hs.shape[0]
 
 
 def second_moment_operator(Hs, eta, batch_size: int, replacement: bool = True):
@@ -77,27 +78,27 @@ def second_moment_operator(Hs, eta, batch_size: int, replacement: bool = True):
     Hs = _check_hessians(Hs)
     n, p, _ = Hs.shape
     c = sampling_constant(n, batch_size, replacement)
-    A = jnp.eye(p) - eta * Hs.mean(0)
+    A = np.eye(p) - eta * Hs.mean(0)
     HH, EHH = _kron_moments(Hs)
-    return jnp.kron(A, A) + eta**2 * c * (EHH - HH)
+    return np.kron(A, A) + eta**2 * c * (EHH - HH)
 
 
 def spectral_radius(T):
     """Spectral radius of a symmetric operator matrix (T is self-adjoint, so eigvalsh is exact)."""
-    return jnp.max(jnp.abs(jnp.linalg.eigvalsh(T)))
+    return np.max(np.abs(np.linalg.eigvalsh(np.asarray(T, dtype=np.float64))))
 
 
 def max_stable_lr(Hs, batch_size: int, replacement: bool = True, rtol: float = 1e-12) -> float:
     """Largest eta with spectral radius of T <= 1: eta* = 2 / mu_max of the pencil (Q, R) restricted
     to the range of H (null directions of H are left unchanged by every H_I)."""
-    Hs = np.asarray(_check_hessians(Hs), dtype=np.float64)
+    Hs = _check_hessians(Hs)
     n = Hs.shape[0]
     c = sampling_constant(n, batch_size, replacement)
     lam, U = np.linalg.eigh(Hs.mean(0))
     keep = lam > rtol * lam.max()
     lam, U = lam[keep], U[:, keep]
     Hr = np.einsum("pa,ipq,qb->iab", U, Hs, U)  # per-sample Hessians in H's eigenbasis (range only)
-    HH, EHH = (np.asarray(m) for m in _kron_moments(jnp.asarray(Hr)))
+    HH, EHH = _kron_moments(Hr)
     Q = (1 - c) * HH + c * EHH
     r_inv_sqrt = 1.0 / np.sqrt(0.5 * (lam[:, None] + lam[None, :])).ravel()  # R is diagonal here
     mu = np.linalg.eigvalsh(r_inv_sqrt[:, None] * Q * r_inv_sqrt[None, :])[-1]
@@ -136,7 +137,7 @@ def linearized_sgd_sq_norms(Hs, eta, batch_size: int, replacement: bool, key, de
     """Monte Carlo of the linearised SGD Delta_{t+1} = (I - eta H_I) Delta_t from each row of delta0
     (runs, p); returns ||Delta_t||^2 per run for t = 0..steps, shape (runs, steps + 1). Its mean over runs
     estimates Tr T^t(S_0) when the rows are drawn with second moment S_0."""
-    Hs = _check_hessians(Hs)
+    Hs = jnp.asarray(_check_hessians(Hs))
     n, p, _ = Hs.shape
     sampling_constant(n, batch_size, replacement)  # validates B
 
@@ -167,14 +168,17 @@ def toy_sample_losses(x):
     return jnp.stack([jnp.minimum(x**2, 0.1 * (x - 1) ** 2), jnp.minimum(x**2, 1.9 * (x - 1) ** 2)])
 
 
+@jax.jit
 def toy_hessians(x):
     """Per-sample curvatures of the toy at x as (2, 1, 1) Hessians (autodiff), for :func:`second_moment_operator`."""
     return jax.vmap(lambda i: jax.hessian(lambda z: toy_sample_losses(z)[i])(jnp.asarray(x, dtype=float)))(
         jnp.arange(2)).reshape(2, 1, 1)
 
 
+@partial(jax.jit, static_argnames=("steps", "sgd"))
 def toy_run(x0, eta, steps: int, keys, sgd: bool = True):
-    """Final x of GD (mean gradient) or SGD with B = 1 on the toy, one run per key (vmapped)."""
+    """Final x of GD (mean gradient) or SGD with B = 1 on the toy, one run per key (vmapped, jitted
+    once per (steps, sgd))."""
     grads = jax.jacfwd(toy_sample_losses)
 
     def one(key):
@@ -184,7 +188,7 @@ def toy_run(x0, eta, steps: int, keys, sgd: bool = True):
             return x - eta * g, None
         return lax.scan(step, jnp.asarray(x0, dtype=float), jax.random.split(key, steps))[0]
 
-    return jax.jit(jax.vmap(one))(keys)
+    return jax.vmap(one)(keys)
 
 
 # ============================================================================ diagonal linear network
@@ -323,8 +327,10 @@ def full_loss(predict: Callable, theta, X, Y):
     return 0.5 * jnp.mean(jnp.sum(R.reshape(X.shape[0], -1) ** 2, axis=1))
 
 
+@partial(jax.jit, static_argnums=0)
 def gauss_newton_sharpness(predict: Callable, theta, X) -> linalg.Sharpness:
-    """Exact Tr G, ||G||_F, lambda_max(G) from the Gram matrix of the per-sample Jacobians."""
+    """Exact Tr G, ||G||_F, lambda_max(G) from the Gram matrix of the per-sample Jacobians (jitted:
+    one compilation per model and shape)."""
     return linalg.sharpness(linalg.gram(linalg.output_jacobian(predict, theta, X)))
 
 
