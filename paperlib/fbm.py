@@ -176,6 +176,22 @@ def sample_fbm_davies_harte(key, H, n: int, T: float, num_paths: int):
     return _davies_harte_fbm(key, H, int(n), T, int(num_paths))
 
 
+def variogram_hurst(paths, lags=(1, 2), noise_var: float = 0.0) -> float:
+    """Classical variogram estimate of H from equally spaced samples ``paths`` (num_paths, n): the
+    mean squared increment V(h) at each lag h (pooled over paths and positions), minus 2 noise_var
+    (i.i.d. observation noise of variance noise_var adds 2 noise_var to every squared increment),
+    then H = half the least-squares slope of log V(h) on log h. For fBM V(h) = V(1) h^{2H}."""
+    x = np.asarray(paths, dtype=np.float64)
+    lags = np.asarray(lags, dtype=int)
+    if x.ndim != 2 or lags.size < 2 or lags.min() < 1 or lags.max() >= x.shape[1]:
+        raise ValueError(f"need paths (num_paths, n) and >= 2 distinct lags in [1, n); "
+                         f"got {x.shape}, {lags}")
+    V = np.array([np.mean((x[:, h:] - x[:, :-h]) ** 2) for h in lags]) - 2.0 * noise_var
+    if np.any(V <= 0):
+        return float("nan")
+    return float(0.5 * np.polyfit(np.log(lags), np.log(V), 1)[0])
+
+
 # ---------------------------------------------------------------------------------------------
 # MA-fBM: grid, closed-form optimal coefficients, covariance
 # ---------------------------------------------------------------------------------------------
@@ -302,19 +318,32 @@ def optimal_relative_error(system: OmegaSystem):
 
 
 def omega_riemann(gammas, H):
-    """Quadrature weights of the Laplace representation (Carmona-Coutin; Harms-Stefanovits), H < 1/2:
-    (t-s)^{a-1}/Gamma(a) = int_0^inf e^{-g(t-s)} mu(g) dg, mu(g) = g^{-a} / (Gamma(a) Gamma(1/2-H)),
-    discretised on the geometric grid as omega_k = mu(g_k) g_k log r (a log-spaced Riemann sum).
-    A baseline: ours, not necessarily the official code's ``omega_riemann``."""
+    """The paper's quadrature baseline (the official code's ``omega_riemann``; Harms-Stefanovits):
+    interpolate e^{-g u} piecewise-linearly in g between the grid nodes (hat functions phi_k, zero
+    outside [g_1, g_K]) inside the Laplace representation of the kernel (t-s)^{a-1}/Gamma(a),
+    a = H + 1/2.
+
+    H < 1/2: omega_k = int phi_k(g) mu(g) dg, mu(g) = g^{-a} / (Gamma(a) Gamma(1-a)).
+    H > 1/2: by parts, u^{a-1}/Gamma(a) = int (e^{-gu} - 1) d(g^{1-a}) / (Gamma(a) Gamma(2-a)), so
+    omega_k = -int phi_k'(g) g^{1-a} dg / (Gamma(a) Gamma(2-a)); sum(omega) = 0, the constant drops.
+    Both integrals are exact on each interval. Reproduces the brief's C3 Riemann row."""
     _check_hurst(H)
-    if not H < 0.5:
-        raise ValueError(f"the Laplace (Riemann) weights need H < 1/2, got H={H}")
+    if H == 0.5:
+        raise ValueError("the Riemann weights are undefined at H = 1/2 (Brownian motion)")
     g = np.asarray(gammas, dtype=np.float64)
-    if g.size < 2:
-        raise ValueError("the Riemann weights need a grid of at least two speeds")
-    log_r = np.log(g[1] / g[0])
-    a = H + 0.5
-    return g ** (1 - a) * log_r / (special.gamma(a) * special.gamma(0.5 - H))
+    if g.size < 2 or np.any(np.diff(g) <= 0):
+        raise ValueError("the Riemann weights need an increasing grid of at least two speeds")
+    a, lo, hi = H + 0.5, g[:-1], g[1:]
+    width = hi - lo
+    moment2 = (hi ** (2 - a) - lo ** (2 - a)) / (2 - a)  # int_lo^hi x^{1-a} dx
+    if H < 0.5:
+        moment1 = (hi ** (1 - a) - lo ** (1 - a)) / (1 - a)  # int_lo^hi x^{-a} dx
+        rising = (moment2 - lo * moment1) / width  # hat of the right node on [lo, hi]
+        falling = (hi * moment1 - moment2) / width  # hat of the left node on [lo, hi]
+        w = np.concatenate([falling, [0.0]]) + np.concatenate([[0.0], rising])
+        return w / (special.gamma(a) * special.gamma(1 - a))
+    mean_slope = np.concatenate([[0.0], moment2 / width, [0.0]])  # phi_k' = +-1/width on each side
+    return (mean_slope[1:] - mean_slope[:-1]) / (special.gamma(a) * special.gamma(2 - a))
 
 
 def stationary_covariance(gammas):
@@ -490,6 +519,28 @@ def linear_prior_covariance(ts, gammas, omega, theta: float, kind: str) -> np.nd
             cross[j, i] = cross[i, j] = M[0, 0]
             M = Phi @ M
     return cross
+
+
+def euler_prior_covariance(gammas, omega, theta: float, kind: str, dt: float,
+                           num_steps: int) -> np.ndarray:
+    """Exact Cov(X_i, X_j), i, j = 0..num_steps, of the Euler scheme of ``euler_maruyama`` for
+    dX = -theta X dt + dB_hat without control: Z_{i+1} = M Z_i + v dW_i, Z = (X, Y), Y(0) from its
+    prior law. The O(dt) bias of the Euler sampler against ``linear_prior_covariance`` is in here,
+    so a Monte-Carlo check of the Euler paths against it sees sampling error only (numpy, float64)."""
+    _check_kind(kind)
+    M, v = _augmented_euler_matrices(gammas, omega, theta, dt)
+    S = _initial_state_covariance(gammas, kind)
+    states = [S]
+    for _ in range(num_steps):
+        S = M @ S @ M.T + np.outer(v, v) * dt
+        states.append(S)
+    cov = np.zeros((num_steps + 1, num_steps + 1))
+    for i, S in enumerate(states):
+        cross = S  # Cov(Z_j, Z_i) = M^{j-i} S_i for j >= i (the noise after step i is independent)
+        for j in range(i, num_steps + 1):
+            cov[i, j] = cov[j, i] = cross[0, 0]
+            cross = M @ cross
+    return cov
 
 
 def _augmented_euler_matrices(gammas, omega, theta, dt):
@@ -716,6 +767,34 @@ def train_bridge(key, setup: BridgeSetup, hidden: list[int], num_steps: int, bat
                          num_steps, batch, learning_rate)
 
 
+def train_bridges(key, setup: BridgeSetup, omegas, thetas, hidden: list[int], num_steps: int,
+                  batch: int, learning_rate: float):
+    """``train_bridge`` for several panels at once (Fig. 2): ``omegas`` (P, K), ``thetas`` (P,) on
+    the grid and step of ``setup``, one independent key per panel, vmapped into one compiled loop.
+    Returns (params with a leading panel axis, losses (P, num_steps))."""
+    check_euler_step(setup.gammas, setup.dt)
+    omegas, thetas = jnp.asarray(omegas), jnp.asarray(thetas, dtype=float)
+    static = setup._replace(gammas=_as_tuple(setup.gammas), omega=None, theta=None)
+    one = partial(_train_bridge, static=static, hidden=tuple(hidden), num_steps=num_steps,
+                  batch=batch, learning_rate=learning_rate)
+    return jax.vmap(one)(jax.random.split(key, thetas.shape[0]), omegas, thetas)
+
+
+@partial(jax.jit, static_argnames=("static", "num_paths"))
+def _bridge_eval(params, key, omega, theta, static, num_paths):
+    setup = static._replace(gammas=jnp.asarray(static.gammas), omega=omega, theta=theta)
+    paths = bridge_paths(params, key, setup, num_paths)
+    return paths.x[:, :, 0], bridge_log_likelihood(paths, setup) - paths.kl
+
+
+def bridge_posterior(params, key, setup: BridgeSetup, num_paths: int):
+    """Posterior X-paths (num_paths, num_steps + 1) and per-path ELBO terms log-lik - KL of one
+    trained panel (compiled once per static setup; omega and theta are traced)."""
+    static = setup._replace(gammas=_as_tuple(setup.gammas), omega=None, theta=None)
+    return _bridge_eval(params, key, jnp.asarray(setup.omega),
+                        jnp.asarray(setup.theta, dtype=float), static, int(num_paths))
+
+
 def _as_tuple(gammas):
     """Hashable copy of a gamma grid, so that one compiled training loop serves every call."""
     return tuple(float(g) for g in np.asarray(gammas, dtype=np.float64).ravel())
@@ -839,6 +918,19 @@ def _train_hurst(key, data, static, hidden, num_steps, batch, learning_rate):
         return jnp.mean(per_seq) / data.shape[1]
 
     return fit(loss, params, k_fit, num_steps, learning_rate)
+
+
+def train_hurst_runs(key, datas, setup: HurstSetup, hidden: list[int], num_steps: int, batch: int,
+                     learning_rate: float):
+    """``train_hurst`` on R data sets at once (``datas``: (R, num_sequences, num_obs), e.g. true H x
+    seeds), one independent key per run, vmapped into one compiled loop. Returns (params with a
+    leading run axis, losses (R, num_steps))."""
+    check_euler_step(setup.gammas, setup.dt)
+    datas = jnp.asarray(datas)
+    one = partial(_train_hurst, static=setup._replace(gammas=_as_tuple(setup.gammas)),
+                  hidden=tuple(hidden), num_steps=num_steps, batch=batch,
+                  learning_rate=learning_rate)
+    return jax.vmap(one)(jax.random.split(key, datas.shape[0]), datas)
 
 
 def best_hurst_elbo(data, H, sigma, setup: HurstSetup):

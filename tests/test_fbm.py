@@ -365,6 +365,166 @@ def test_stationary_fou_covariance_brownian_case():
     np.testing.assert_allclose(fbm.stationary_fou_covariance(lags, 0.5, 2.0), np.exp(-2.0 * lags) / 4.0, rtol=1e-7)
 
 
+# --------------------------------------------------------------------------------------------
+# The paper's Riemann baseline, the variogram estimator, the Euler covariance, the fOU band
+# --------------------------------------------------------------------------------------------
+
+
+def _hat(x, g, k):
+    """Piecewise-linear hat of node k on the grid g (zero outside [g_0, g_-1])."""
+    e = np.zeros(g.size)
+    e[k] = 1.0
+    return np.interp(x, g, e, left=0.0, right=0.0)
+
+
+@pytest.mark.parametrize("H", [0.3, 0.7])
+def test_omega_riemann_is_the_hat_quadrature_of_the_laplace_representation(H):
+    """omega_k by brute-force quadrature: int phi_k mu dg (H < 1/2); -int phi_k' g^{1-a} dg /
+    (Gamma(a) Gamma(2-a)) after integrating by parts (H > 1/2), phi_k the hat functions of the
+    grid."""
+    g, a = np.asarray(GRID5), H + 0.5
+    ref = []
+    for k in range(g.size):
+        pieces = zip(g[:-1], g[1:])
+        if H < 0.5:
+            f = lambda x: _hat(x, g, k) * x ** (-a)  # noqa: E731
+            total = sum(_quad(f, lo, hi) for lo, hi in pieces)
+            ref.append(total / (special.gamma(a) * special.gamma(1 - a)))
+        else:
+            slope = lambda lo, hi: (_hat(hi, g, k) - _hat(lo, g, k)) / (hi - lo)  # noqa: E731
+            total = sum(slope(lo, hi) * _quad(lambda x: x ** (1 - a), lo, hi) for lo, hi in pieces)
+            ref.append(-total / (special.gamma(a) * special.gamma(2 - a)))
+    np.testing.assert_allclose(fbm.omega_riemann(g, H), ref, rtol=1e-9)
+
+
+def test_omega_riemann_reproduces_the_brief_C3_row():
+    """Brief C3 (official omega_riemann, type II, T = 1, K = 5, gamma_max = 20), 3 digits."""
+    for H, ref in [(0.1, 0.364), (0.3, 0.197), (0.4, 0.436), (0.6, 0.027), (0.8, 0.019)]:
+        s = fbm.omega_system(GRID5, H, 1.0, "II")
+        eps = float(fbm.approximation_error(s, fbm.omega_riemann(GRID5, H)) / s.c)
+        assert eps == pytest.approx(ref, abs=5e-4)
+
+
+@pytest.mark.parametrize("H", [0.25, 0.75])
+def test_variogram_hurst_on_exact_fbm(H):
+    """Exact fBM (Cholesky), 20 independent groups of 50 paths: the mean estimate is within 4 s.e.
+    of H and the s.e. is small; i.i.d. noise is removed by the 2 noise_var correction."""
+    paths = np.asarray(fbm.sample_fbm_cholesky(jax.random.PRNGKey(5), H, 64, 1.0, 1000))[:, 1:]
+    noise_std = 0.5 * (1.0 / 64) ** H  # half the std of one increment
+    noisy = paths + noise_std * np.random.default_rng(0).normal(size=paths.shape)
+    for data, nv in ((paths, 0.0), (noisy, noise_std**2)):
+        est = np.array([fbm.variogram_hurst(g, (1, 2), nv) for g in data.reshape(20, 50, 64)])
+        se = est.std(ddof=1) / np.sqrt(est.size)
+        assert se < 0.01
+        assert abs(est.mean() - H) < 4 * se
+    assert fbm.variogram_hurst(noisy, (1, 2), 0.0) < H - 0.05  # uncorrected noise biases H down
+
+
+def test_euler_prior_covariance_matches_the_unrolled_linear_map():
+    """Brute force: X_i of the Euler scheme as an explicit linear map of (Y(0), dW_0..dW_{n-1})."""
+    K, n, dt, theta = 5, 12, 0.02, 0.7
+    w = np.asarray(fbm.optimal_omega(GRID5, 0.3, 1.0, "I"))
+    P0 = np.linalg.cholesky(1.0 / (GRID5[:, None] + GRID5[None, :]))
+    Z = np.zeros((K + 1, K + n))  # coefficients of (Y(0) whitened, dW / sqrt(dt))
+    Z[1:, :K] = P0
+    rows = [Z[0].copy()]
+    for i in range(n):
+        x, y = Z[0], Z[1:]
+        dy = -GRID5[:, None] * y * dt
+        dy[:, K + i] += np.sqrt(dt)
+        x = x - theta * x * dt + w @ dy
+        Z = np.vstack([x, y + dy])
+        rows.append(Z[0].copy())
+    R = np.array(rows)
+    np.testing.assert_allclose(fbm.euler_prior_covariance(GRID5, w, theta, "I", dt, n), R @ R.T,
+                               rtol=1e-10, atol=1e-14)
+
+
+def _fou_time_domain(tau, H, theta):
+    """Stationary fOU autocovariance for H > 1/2 from the time domain: H(2H-1)/(2 theta)
+    int |tau + w|^{2H-2} e^{-theta |w|} dw (the double integral over the fBM kernel |u-v|^{2H-2});
+    the singularity at w = -tau is carried by algebraic quadrature weights on both sides."""
+    p = 2 * H - 2
+    f = lambda w: np.exp(-theta * abs(w))  # noqa: E731
+    far = lambda w: abs(tau + w) ** p * f(w)  # noqa: E731
+    total = (_quad(f, -tau - 1.0, -tau, weight="alg", wvar=(0.0, p))
+             + _quad(f, -tau, -tau + 1.0, weight="alg", wvar=(p, 0.0))
+             + _quad(far, -tau + 1.0, np.inf) + _quad(far, -np.inf, -tau - 1.0))
+    return H * (2 * H - 1) / (2 * theta) * total
+
+
+@pytest.mark.parametrize("H, theta", [(0.6, 1.0), (0.8, 1.0), (0.8, 2.5)])
+def test_stationary_fou_covariance_against_the_time_domain_integral(H, theta):
+    lags = np.array([0.0, 0.3, 1.0, 2.5])
+    ref = [_fou_time_domain(t, H, theta) for t in lags]
+    np.testing.assert_allclose(fbm.stationary_fou_covariance(lags, H, theta), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("H, theta", [(0.2, 1.0), (0.3, 2.0), (0.7, 0.5)])
+def test_stationary_fou_variance_closed_form(H, theta):
+    """Var of the stationary fOU driven by unit fBM: H Gamma(2H) theta^{-2H}, every H in (0, 1)."""
+    ref = H * special.gamma(2 * H) * theta ** (-2 * H)
+    got = fbm.stationary_fou_covariance(np.array([0.0]), H, theta)[0]
+    assert got == pytest.approx(ref, rel=1e-7)
+
+
+# --------------------------------------------------------------------------------------------
+# Training loops against exact optima (tiny sizes)
+# --------------------------------------------------------------------------------------------
+
+
+def test_train_bridges_reaches_the_riccati_optimum():
+    """Two panels in one vmapped loop, short horizon: the trained MC-ELBO is within 0.1 nats (plus
+    3 s.e.) of the exact best shared-control Euler ELBO and not above it; the untrained control
+    (u = 0) is far below (it must learn)."""
+    g = fbm.gamma_grid(3, gamma_max=10.0)
+    panels = [(0.3, 0.0), (0.7, 1.0)]
+    omegas = jnp.stack([fbm.optimal_omega(g, H, 2.0, "I") for H, _ in panels])
+    setup = fbm.BridgeSetup(jnp.asarray(g), omegas[0], 0.0, "I", 0.04, 25, 0.2)
+    params, losses = fbm.train_bridges(jax.random.PRNGKey(0), setup, omegas, [0.0, 1.0], [16, 16],
+                                       300, 32, 2e-2)
+    assert losses.shape == (2, 300)
+    for p, (H, theta) in enumerate(panels):
+        panel = setup._replace(omega=omegas[p], theta=theta)
+        best, _ = fbm.euler_bridge_optimum(g, np.asarray(omegas[p]), theta, "I", 0.04, 25, 0.2)
+        _, elbo = fbm.bridge_posterior(jax.tree_util.tree_map(lambda a: a[p], params),
+                                       jax.random.PRNGKey(1), panel, 4096)
+        m, se = float(np.mean(elbo)), float(np.std(elbo) / np.sqrt(elbo.size))
+        assert best - 0.1 - 3 * se < m < best + 3 * se
+        assert -float(losses[p, 0]) < best - 0.5
+
+
+def test_elbo_optimal_hurst_matches_a_grid_search():
+    """The Nelder-Mead optimum of best_hurst_elbo is at least the best value on an (H, sigma)
+    grid."""
+    g = fbm.gamma_grid(3, gamma_max=10.0)
+    setup = fbm.HurstSetup(jnp.asarray(g), "I", 1.0, 0.5, 0.02, 5, 0.1)
+    data = np.asarray(fbm.sample_fou_observations(jax.random.PRNGKey(2), 0.3, 0.5, 1.0, 0.02, 25, 5,
+                                                  16, 0.1))
+    H_opt, s_opt = fbm.elbo_optimal_hurst(data, setup)
+    best = fbm.best_hurst_elbo(data, H_opt, s_opt, setup)
+    grid = [(h, s) for h in np.linspace(0.1, 0.9, 9) for s in (0.7, 1.0, 1.4)]
+    values = [fbm.best_hurst_elbo(data, h, s, setup) for h, s in grid]
+    assert best >= max(values) - 1e-6
+    h_grid = grid[int(np.argmax(values))][0]
+    assert abs(H_opt - h_grid) <= 0.1 + 1e-9
+
+
+def test_train_hurst_runs_learns_toward_the_elbo_optimum():
+    """Two data sets (H = 0.2, 0.8) in one vmapped loop: each learned H lies on the side of 1/2 of
+    the exact ELBO-optimal H* of its data, and the runs' losses fall."""
+    g = fbm.gamma_grid(3, gamma_max=10.0)
+    setup = fbm.HurstSetup(jnp.asarray(g), "I", 1.0, 0.5, 0.02, 5, 0.1)
+    datas = np.stack([np.asarray(fbm.sample_fou_observations(jax.random.PRNGKey(i), H, 0.5, 1.0,
+                                                             0.02, 25, 5, 32, 0.1))
+                      for i, H in enumerate((0.2, 0.8))])
+    params, losses = fbm.train_hurst_runs(jax.random.PRNGKey(3), datas, setup, [8], 150, 8, 3e-2)
+    learned = np.asarray(fbm.hurst_of(params))
+    star = [fbm.elbo_optimal_hurst(d, setup)[0] for d in datas]
+    assert np.all(np.sign(learned - 0.5) == np.sign(np.asarray(star) - 0.5))
+    assert np.all(np.asarray(losses)[:, -15:].mean(1) < np.asarray(losses)[:, :15].mean(1))
+
+
 def test_bad_input_raises():
     with pytest.raises(ValueError):
         fbm.omega_system(GRID5, 1.2, 1.0, "I")
@@ -375,4 +535,6 @@ def test_bad_input_raises():
     with pytest.raises(ValueError):
         fbm.check_euler_step(GRID5, 0.05)
     with pytest.raises(ValueError):
-        fbm.omega_riemann(GRID5, 0.7)
+        fbm.omega_riemann(GRID5, 0.5)
+    with pytest.raises(ValueError):
+        fbm.variogram_hurst(np.zeros((3, 4)), (1,))
