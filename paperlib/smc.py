@@ -507,26 +507,25 @@ class LearningRun(NamedTuple):
     polyak: jax.Array  # (R, q): average of theta_n over the second half of the run
 
 
-@partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "n_steps", "driver",
+@partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "n_steps",
                                    "learn_model"))
 def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_particles, n_backward, n_steps,
-                       step_size, step_decay, lower, upper, driver, learn_model):
-    """theta_{n+1} = clip(theta_n + gamma0 n^-decay * H_n / T), H_n a PaRIS or (path-carrying) PPG
-    estimate of phi(h_theta) under the model at ``theta`` (learn_model) or at ``model_params``."""
-    n_obs = ys.shape[0] - 1
-    use_ppg = driver == "ppg"
+                       step_size, step_decay, lower, upper, use_ppg, learn_model):
+    """theta_{n+1} = clip(theta_n + gamma0 n^-decay * H_n / T), H_n a PaRIS (``use_ppg`` False) or
+    path-carrying PPG estimate of phi(h_theta) under the model at ``theta`` (learn_model) or at
+    ``model_params``. ``use_ppg``: one traced flag per chain, so both drivers share one program."""
+    n_obs = ys.shape[-2] - 1
 
-    def chain(key):
+    def chain(key, ys, ppg_chain):
         def step(carry, inputs):
             theta, path = carry
             k, n = inputs
             kk, kd = jax.random.split(k)
             mp = theta if learn_model else model_params
-            conditional = (n > 1) if use_ppg else False  # PPG: the first sweep draws zeta_0
+            conditional = jnp.logical_and(ppg_chain, n > 1)  # PPG: the first sweep draws zeta_0
             sweep = _sweep(kk, model, functional, mp, theta, ys, path, n_particles, n_backward,
-                           conditional, use_ppg)
-            if use_ppg:  # carry the conditioning path across theta-updates
-                path = _draw_path(kd, sweep, n_backward)
+                           conditional, True)
+            path = _draw_path(kd, sweep, n_backward)  # carried across theta-updates (PPG uses it)
             gamma = step_size * n ** (-step_decay)
             theta = jnp.clip(theta + gamma * sweep.estimate / n_obs, lower, upper)
             return (theta, path), theta
@@ -537,13 +536,19 @@ def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_part
         thetas = jnp.concatenate([theta0[None], thetas])
         return thetas, thetas[n_steps // 2:].mean(0)
 
-    thetas, polyak = jax.vmap(chain)(keys)
+    thetas, polyak = jax.vmap(chain, in_axes=(0, _data_axis(ys, keys), 0))(keys, ys, use_ppg)
     return LearningRun(thetas, polyak)
 
 
-def _check_learning(driver, n_steps, theta0, lower, upper):
-    if driver not in ("paris", "ppg"):
-        raise ValueError(f"driver must be 'paris' or 'ppg', got {driver!r}")
+def _driver_flags(driver, n_chains):
+    """One PPG flag per chain from 'paris', 'ppg' or a sequence of these (one per chain)."""
+    drivers = [driver] * n_chains if isinstance(driver, str) else list(driver)
+    if len(drivers) != n_chains or any(d not in ("paris", "ppg") for d in drivers):
+        raise ValueError(f"driver must be 'paris', 'ppg' or one of these per chain, got {driver!r}")
+    return jnp.asarray([d == "ppg" for d in drivers])
+
+
+def _check_learning(n_steps, theta0, lower, upper):
     if not (isinstance(n_steps, int) and n_steps >= 2):
         raise ValueError(f"n_steps must be an integer >= 2, got {n_steps!r}")
     if np.any(np.asarray(lower) >= np.asarray(upper)) or np.any(np.asarray(theta0) < np.asarray(lower)) \
@@ -553,30 +558,37 @@ def _check_learning(driver, n_steps, theta0, lower, upper):
 
 def score_ascent(keys, model: StateSpaceModel, theta0, ys, n_particles: int, n_backward: int = 2,
                  n_steps: int = 1000, step_size: float = 0.02, step_decay: float = 0.6,
-                 lower=-jnp.inf, upper=jnp.inf, driver: str = "ppg") -> LearningRun:
+                 lower=-jnp.inf, upper=jnp.inf, driver="ppg") -> LearningRun:
     """MLE by stochastic score ascent (the paper's Sec. 4): the score grad_theta log p_theta(y) is the
-    Fisher-identity additive functional, estimated by PaRIS (``driver='paris'``: a fresh sweep per step)
-    or PPG (``'ppg'``: a conditional sweep whose path is carried across theta-updates). ``model`` is
-    written on the free vector theta (see :func:`reparametrize`). One chain per key."""
+    Fisher-identity additive functional, estimated by PaRIS (``driver='paris'``: a fresh sweep per
+    step) or PPG (``'ppg'``: a conditional sweep whose path is carried across theta-updates); a
+    sequence gives one driver per chain (one compiled program for both). ``model`` is written on the
+    free vector theta (see :func:`reparametrize`). One chain per key; ``ys`` as in :func:`paris`."""
     theta0 = jnp.atleast_1d(jnp.asarray(theta0, dtype=ys.dtype))
-    _check_learning(driver, n_steps, theta0, lower, upper)
+    _check_learning(n_steps, theta0, lower, upper)
     _validate_sizes(n_particles, n_backward, ys)
+    flags = _driver_flags(driver, keys.shape[0])
+    lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), theta0.shape)
+                    for b in (lower, upper))
     return _stochastic_ascent(keys, model, fisher_score_functional(model), theta0, theta0, ys, n_particles,
-                              n_backward, n_steps, step_size, step_decay, lower, upper, driver, True)
+                              n_backward, n_steps, step_size, step_decay, lower, upper, flags, True)
 
 
 def markov_score_climbing(keys, model: StateSpaceModel, params, functional: AdditiveFunctional, lambda0, ys,
                           n_particles: int, n_backward: int = 2, n_steps: int = 1000, step_size: float = 0.02,
                           step_decay: float = 0.6, lower=-jnp.inf, upper=jnp.inf,
-                          driver: str = "ppg") -> LearningRun:
+                          driver="ppg") -> LearningRun:
     """Markov score climbing (the paper's Sec. 4): minimise KL(phi_{0:T} || q_lambda) with the gradient
     E_phi[grad_lambda log q_lambda(X_{0:T})], an additive functional (``functional`` evaluated at
     lambda) estimated by PaRIS or PPG under the fixed model ``params``."""
     lambda0 = jnp.atleast_1d(jnp.asarray(lambda0, dtype=ys.dtype))
-    _check_learning(driver, n_steps, lambda0, lower, upper)
+    _check_learning(n_steps, lambda0, lower, upper)
     _validate_sizes(n_particles, n_backward, ys)
+    flags = _driver_flags(driver, keys.shape[0])
+    lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), lambda0.shape)
+                    for b in (lower, upper))
     return _stochastic_ascent(keys, model, functional, params, lambda0, ys, n_particles, n_backward, n_steps,
-                              step_size, step_decay, lower, upper, driver, False)
+                              step_size, step_decay, lower, upper, flags, False)
 
 
 @lru_cache(maxsize=None)
@@ -716,6 +728,54 @@ def dense_gaussian_smoother(params: LGParams, ys) -> SmootherResult:
     loglik = -0.5 * (resid @ np.linalg.solve(Syy, resid) + logdet + len(resid) * np.log(2 * np.pi))
     return SmootherResult(post_mean, np.stack([blocks(t, t) for t in range(T1)]),
                           np.stack([blocks(t, t + 1) for t in range(T1 - 1)]), loglik)
+
+
+class GridSmoother(NamedTuple):
+    estimate: jax.Array  # (p,): E[h_T(X_{0:T}) | y_{0:T}] by quadrature
+    log_likelihood: jax.Array  # log p(y_{0:T}) by quadrature
+
+
+@partial(jax.jit, static_argnames=("model", "functional"))
+def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params, ys, grid,
+                  fparams=None) -> GridSmoother:
+    """Independent reference for a scalar state: the forward-backward recursions of the HMM obtained
+    by the rectangle rule on an evenly spaced ``grid`` (G,), in log space. phi_{0:T}(h_T) is summed
+    from the exact pair marginals of the discretised chain; the error is the quadrature's (spectral
+    for smooth densities once the spacing is well below the transition's scale)."""
+    fparams = params if fparams is None else fparams
+    pts = grid[:, None]
+    log_dx = jnp.log(grid[1] - grid[0])
+    log_m = jax.vmap(lambda xp: jax.vmap(lambda xn: model.log_transition(xp, xn, params))(pts))(pts)
+    log_m = log_m + log_dx  # (G, G): row = x_t, column = x_{t+1}
+    log_g = jax.vmap(lambda y: jax.vmap(lambda x: model.log_observation(x, y, params))(pts))(ys)
+    alpha0 = jax.vmap(lambda x: model.log_initial(x, params))(pts) + log_dx + log_g[0]
+
+    def forward(alpha, lg):
+        nxt = jax.nn.logsumexp(alpha[:, None] + log_m, axis=0) + lg
+        return nxt, nxt
+
+    _, alphas = lax.scan(forward, alpha0, log_g[1:])
+    alphas = jnp.concatenate([alpha0[None], alphas])
+
+    def backward(beta, lg):
+        prev = jax.nn.logsumexp(log_m + (lg + beta)[None, :], axis=1)
+        return prev, beta
+
+    _, betas_next = lax.scan(backward, jnp.zeros_like(alpha0), log_g[1:], reverse=True)
+    log_z = jax.nn.logsumexp(alphas[-1])
+    def pair_term(total, inputs):  # sum_ij P(x_t = g_i, x_{t+1} = g_j | y) h(g_i, g_j, y_{t+1})
+        alpha, lg, beta, y = inputs
+        w = jnp.exp(alpha[:, None] + log_m + (lg + beta)[None, :] - log_z)
+        h = jax.vmap(lambda xp: jax.vmap(lambda xn: functional.step(xp, xn, y, fparams))(pts))(pts)
+        return total + jnp.einsum("ij,ijp->p", w, h), None
+
+    p = functional.initial(pts[0], ys[0], fparams).shape[0]
+    inputs = (alphas[:-1], log_g[1:], betas_next, ys[1:])
+    steps, _ = lax.scan(pair_term, jnp.zeros(p, grid.dtype), inputs)
+    beta0 = jax.nn.logsumexp(log_m + (log_g[1] + betas_next[0])[None, :], axis=1)
+    w0 = jnp.exp(alphas[0] + beta0 - log_z)
+    h0 = jax.vmap(lambda x: functional.initial(x, ys[0], fparams))(pts)
+    return GridSmoother(w0 @ h0 + steps, log_z)
 
 
 def kalman_mle(build: Callable, theta0, ys, bounds=None) -> np.ndarray:
