@@ -98,10 +98,12 @@ def test_backprop_ntk_equals_jacobian_contraction(nonlin):
     p = ntk.init_params(jax.random.key(1), [3, 16, 16, 16, 1])
     x1 = jax.random.normal(jax.random.key(2), (5, 3))
     x2 = jax.random.normal(jax.random.key(3), (4, 3))
-    np.testing.assert_allclose(ntk.empirical_ntk(p, x1, x2, 0.1, nonlin),
-                               ntk.empirical_ntk_jacobian(p, x1, x2, 0.1, nonlin), atol=1e-12)
-    np.testing.assert_allclose(ntk.empirical_ntk(p, x1, None, 0.1, nonlin),
-                               ntk.empirical_ntk_jacobian(p, x1, x1, 0.1, nonlin), atol=1e-12)
+    backprop = jax.jit(ntk.empirical_ntk, static_argnums=(4,))  # one compile each, not op by op
+    jacobian = jax.jit(ntk.empirical_ntk_jacobian, static_argnums=(4,))
+    np.testing.assert_allclose(backprop(p, x1, x2, 0.1, nonlin), jacobian(p, x1, x2, 0.1, nonlin),
+                               atol=1e-12)
+    np.testing.assert_allclose(backprop(p, x1, None, 0.1, nonlin), jacobian(p, x1, x1, 0.1, nonlin),
+                               atol=1e-12)
 
 
 def test_init_is_standard_normal_and_forward_matches_formula():
@@ -154,7 +156,8 @@ def test_gd_step_matches_finite_differences():
         return jax.tree_util.tree_unflatten(tree, out)
 
     h = 1e-6
-    grad_fd = np.array([(float(ntk.loss(unflat(flat + h * e), x, y)) - float(ntk.loss(unflat(flat - h * e), x, y))) / (2 * h)
+    loss = jax.jit(ntk.loss)
+    grad_fd = np.array([(float(loss(unflat(flat + h * e), x, y)) - float(loss(unflat(flat - h * e), x, y))) / (2 * h)
                         for e in np.eye(flat.size)])
     stepped = ntk.train(p, x, y, lr=0.5, steps=1).params
     got = np.concatenate([np.ravel(t) for t in jax.tree_util.tree_leaves(stepped)])
@@ -169,8 +172,9 @@ def test_one_gd_step_is_kernel_gd_with_the_current_ntk():
     f = ntk.apply(p, x)[:, 0]
     th = ntk.empirical_ntk(p, x)
     errs = []
+    step = jax.jit(ntk.gd_step)
     for lr in (0.2, 0.1, 0.05):
-        df = ntk.apply(ntk.gd_step(p, x, y, lr), x)[:, 0] - f
+        df = ntk.apply(step(p, x, y, lr), x)[:, 0] - f
         errs.append(float(jnp.linalg.norm(df + lr / 8 * th @ (f - y))))
     assert 3.0 < errs[0] / errs[1] < 5.0 and 3.0 < errs[1] / errs[2] < 5.0
 
@@ -236,8 +240,9 @@ def test_linearised_split_is_the_trained_taylor_model_and_its_prior_part_is_odd(
     f_lin = lambda d, xx: jax.jvp(lambda q: ntk.apply(q, xx)[:, 0], (p0,), (d,))[1] + ntk.apply(p0, xx)[:, 0]
     cost = lambda d: 0.5 * jnp.mean((f_lin(d, x) - y) ** 2)
     d = jax.tree_util.tree_map(jnp.zeros_like, p0)
+    step = jax.jit(lambda d: jax.tree_util.tree_map(lambda a, g: a - lr * g, d, jax.grad(cost)(d)))
     for _ in range(steps):
-        d = jax.tree_util.tree_map(lambda a, g: a - lr * g, d, jax.grad(cost)(d))
+        d = step(d)
     th = ntk.empirical_ntk(p0, jnp.concatenate([x, xt]))
     f0 = ntk.apply(p0, jnp.concatenate([x, xt]))[:, 0]
     split = ntk.linearised_split(th[:4, :4], th[4:, :4], f0[:4], f0[4:], y, lr=lr, steps=steps)
@@ -276,10 +281,11 @@ def test_ensemble_matches_single_networks_and_shifted_targets():
     shift = jnp.linspace(-0.3, 0.3, 5)
     r = ntk.ensemble(keys, x, shift, x, x[:1], x, widths=(2, 8, 8, 1), lr=0.7, steps=3, record=True,
                      with_ntk=True, shift_target=True, batch_size=2)
+    train = jax.jit(lambda p, y: ntk.train(p, x, y, lr=0.7, steps=3, record=True))
     for s, k in enumerate(keys):
         p = ntk.init_params(k, [2, 8, 8, 1])
         f0 = ntk.apply(p, x)[:, 0]
-        tr = ntk.train(p, x, f0 + shift, lr=0.7, steps=3, record=True)
+        tr = train(p, f0 + shift)
         np.testing.assert_allclose(r.f0[s], f0, atol=1e-12)
         np.testing.assert_allclose(r.train_outputs[s], tr.train_outputs, atol=1e-12)
         np.testing.assert_allclose(r.fT[s], ntk.apply(tr.params, x)[:, 0], atol=1e-12)
