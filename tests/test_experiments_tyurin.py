@@ -45,3 +45,13 @@ def test_vmapped_separation_times_equal_the_single_while_loops():
         got = tyurin.separation_times(Z, method, GAMMAS, 500)
         want = [pc.steps_to_separate(Z, method, 500, g) for g in GAMMAS]
         np.testing.assert_array_equal(got, want)
+
+
+def test_log_envelope_keeps_every_bin_extreme_and_thins_long_series():
+    y = np.random.default_rng(1).standard_normal(5000)
+    t, v = tyurin.log_envelope(y, bins=100)
+    assert len(t) <= 200 and np.all(np.diff(t) > 0)
+    np.testing.assert_array_equal(v, y[t - 1])  # points of the series, at their own iterations
+    assert v.max() == y.max() and v.min() == y.min()
+    t_short, v_short = tyurin.log_envelope(y[:20], bins=100)  # bins finer than one step: all points
+    np.testing.assert_array_equal(t_short, np.arange(1, 21))

@@ -32,8 +32,8 @@ def test_sweep_is_one_seed_major_trainer_call_with_the_warm_up_start():
     np.testing.assert_array_equal(th0[1], init(keys[0]))
     np.testing.assert_array_equal(th0[2], init(keys[1]))
     tr_g = float(jnp.mean(jnp.sum(X**2, 1)))  # Tr G = mean ||x||^2 for a linear model
-    want = st.train(lin, th0, X, Y, L, steps=100, batch_size=1, key=keys[-1], lr0=np.full(4, 0.5 / tr_g),
-                    warmup_steps=30, record_every=5)
+    want = st.train(lin, th0, X, Y, L, steps=100, batch_size=1, key=keys[-1],
+                    lr0=np.full(4, 0.5 / tr_g), warmup_steps=30, record_every=5)
     np.testing.assert_allclose(run.theta, want.theta, rtol=1e-10)
 
 
@@ -48,14 +48,16 @@ def test_measures_are_the_closed_form_gram_spectrum_and_nan_when_diverged():
 def test_per_seed_tables_and_spread():
     res = dict(L=np.array([0.1, 0.2, 0.1, 0.2]), ok=np.array([True, False, True, True]),
                v=np.array([1.0, 5.0, 3.0, 4.0]))
-    np.testing.assert_array_equal(wu.per_seed(res, res["v"], [0.1, 0.2]), [[1.0, np.nan], [3.0, 4.0]])
+    table = wu.per_seed(res, res["v"], [0.1, 0.2])
+    np.testing.assert_array_equal(table, [[1.0, np.nan], [3.0, 4.0]])
     np.testing.assert_array_equal(wu.per_lr_mean(res, "v", [0.1, 0.2]), [2.0, 4.0])
     assert wu.spread([1.0, np.nan, 3.0]) == 1.0
 
 
 def test_train_to_minimum_stops_at_the_rule_and_equals_one_long_gd_run():
     th0 = jnp.zeros(3)
-    run, done = wu.train_to_minimum(lin, th0, X, Y, [0.1, 0.2], None, 1000, 1e-6, jax.random.PRNGKey(0))
+    run, done = wu.train_to_minimum(lin, th0, X, Y, [0.1, 0.2], None, 1000, 1e-6,
+                                    jax.random.PRNGKey(0))
     assert np.all(np.asarray(run.final_loss) < 1e-6) and done % 100 == 0 and done < 1000
     whole = st.train(lin, jnp.stack([th0, th0]), X, Y, [0.1, 0.2], steps=done, batch_size=None,
                      key=jax.random.PRNGKey(0), record_every=10)

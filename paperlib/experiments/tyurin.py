@@ -29,8 +29,8 @@ class SweepSummary(NamedTuple):
 
 
 def step_size_sweep(Z, gammas, num_steps: int) -> SweepSummary:
-    """LR+GD at every gamma for ``num_steps`` steps (one vmapped scan), with separation times and the
-    largest loss before separation (Sec. 4, Figs. 1/4/5)."""
+    """LR+GD at every gamma for ``num_steps`` steps (one vmapped scan), with separation times and
+    the largest loss before separation (Sec. 4, Figs. 1/4/5)."""
     tr = pc.lr_gd_sweep(Z, gammas, num_steps)
     sep = pc.separation_time(tr)
     loss = np.asarray(tr.loss)
@@ -38,15 +38,41 @@ def step_size_sweep(Z, gammas, num_steps: int) -> SweepSummary:
     return SweepSummary(tr, sep, max_loss, np.where(sep < 0, num_steps, sep).astype(float))
 
 
+@partial(jax.jit, static_argnames=("rule",))
+def _separation_loops(Z, gammas, rule, max_steps):
+    """:func:`perceptron._steps_loop` with the update rule fixed at compile time (no lax.switch,
+    so a vmapped run evaluates one rule, not all four), vmapped over gamma."""
+    n = Z.shape[0]
+
+    def one(gamma):
+        def cond(state):
+            t, _, m = state
+            return jnp.any(m <= 0) & (t < max_steps)
+
+        def body(state):
+            t, theta, m = state
+            g = pc._sigma_neg(m) / n
+            w = rule(m, g, t, gamma)
+            both = jnp.matmul(Z.T, jnp.stack([g, w], axis=1), precision=lax.Precision.HIGHEST)
+            theta = theta + both[:, 1]
+            return t + 1, theta, pc.margins(theta, Z)
+
+        theta0 = jnp.zeros(Z.shape[1], Z.dtype)
+        t, _, m = lax.while_loop(cond, body, (jnp.asarray(0), theta0, pc.margins(theta0, Z)))
+        return jnp.where(jnp.all(m > 0), t, -1)
+
+    return jax.vmap(one)(gammas)
+
+
 def separation_times(Z, method: str, gammas, max_steps: int) -> np.ndarray:
-    """:func:`perceptron.steps_to_separate` at every gamma, as one vmapped while loop (it runs until
-    the slowest gamma separates or ``max_steps``; finished runs are frozen, so the counts are the same)."""
+    """:func:`perceptron.steps_to_separate` at every gamma, as one vmapped while loop (it runs
+    until the slowest gamma separates or ``max_steps``; finished runs are frozen: same counts)."""
     if method not in pc.METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {pc.METHODS}")
     Z = pc._as_Z(Z)
     g = jnp.asarray(pc.check_step_sizes(gammas), Z.dtype)
-    run = jax.vmap(pc._steps_loop, in_axes=(None, 0, None, None))
-    return np.asarray(run(Z, g, pc.METHODS.index(method), pc._check_steps(max_steps)))
+    rule = pc._RULES[pc.METHODS.index(method)]
+    return np.asarray(_separation_loops(Z, g, rule, pc._check_steps(max_steps)))
 
 
 def pad_datasets(Zs) -> tuple[jax.Array, jax.Array]:
@@ -75,7 +101,8 @@ def _masked_separation(Z, mask, gamma, num_steps):
         t_sep = jnp.where(first, t, t_sep)
         max_loss = jnp.where(t_sep < 0, jnp.maximum(max_loss, loss), max_loss)
         grad_w = gamma * w * jnp.exp(-jnp.logaddexp(0.0, m))  # gamma * sigma(-m_i) / n
-        return (theta + jnp.matmul(Z.T, grad_w, precision=lax.Precision.HIGHEST), t_sep, max_loss), None
+        theta = theta + jnp.matmul(Z.T, grad_w, precision=lax.Precision.HIGHEST)
+        return (theta, t_sep, max_loss), None
 
     init = (jnp.zeros(Z.shape[1], Z.dtype), jnp.asarray(-1), jnp.asarray(-jnp.inf, Z.dtype))
     (_, t_sep, max_loss), _ = lax.scan(step, init, jnp.arange(num_steps + 1))
@@ -92,3 +119,19 @@ def padded_separation_sweep(Zs, gammas, num_steps: int) -> tuple[np.ndarray, np.
     over_gammas = jax.vmap(_masked_separation, in_axes=(None, None, 0, None))
     t, ml = jax.vmap(over_gammas, in_axes=(0, 0, None, None))(Zp, mask, g, num_steps)
     return np.asarray(t), np.asarray(ml)
+
+
+def log_envelope(series, bins: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """A per-iteration series y_1..y_T thinned for a log-x plot: in each of ``bins`` log-spaced
+    bins of t the minimum and the maximum, in time order (every t while bins are finer than one
+    step), so the drawn band of a chaotic series is the same as with all T points."""
+    y = np.asarray(series)
+    t = np.arange(1, y.size + 1)
+    edges = np.unique(np.geomspace(1, y.size + 1, bins + 1).astype(int))
+    xs, ys = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        seg = y[lo - 1:hi - 1]
+        pick = sorted({int(np.argmin(seg)), int(np.argmax(seg))})
+        xs.extend(t[lo - 1 + i] for i in pick)
+        ys.extend(seg[i] for i in pick)
+    return np.array(xs), np.array(ys)

@@ -65,7 +65,8 @@ def lr_figure(res_sgd: dict, res_gd: dict, lrs_sgd, lrs_gd, norm_field: str, nor
     """Sharpness, norm and test error against the learning rate for SGD (solid) and GD (dashed),
     seed means of converged runs, red bands at diverged learning rates. Returns the figure."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
-    for tag, res, lrs, mk, ls in [("SGD", res_sgd, lrs_sgd, "o", "-"), ("GD", res_gd, lrs_gd, "s", "--")]:
+    styles = [("SGD", res_sgd, lrs_sgd, "o", "-"), ("GD", res_gd, lrs_gd, "s", "--")]
+    for tag, res, lrs, mk, ls in styles:
         for j, lab in enumerate(["Tr G", "‖G‖_F", "λ_max(G)"]):
             axes[0].plot(lrs, per_lr_mean({**res, "v": res["sharp"][:, j]}, "v", lrs), mk + ls,
                          color=f"C{j}", label=f"{tag} {lab}")
@@ -101,8 +102,8 @@ class DigitsRun(NamedTuple):
     steps: int  # steps taken
 
 
-def train_to_minimum(predict: Callable, theta0, X, Y, lrs, batch_size, max_steps: int, min_loss: float,
-                     key) -> tuple[st.Run, int]:
+def train_to_minimum(predict: Callable, theta0, X, Y, lrs, batch_size, max_steps: int,
+                     min_loss: float, key) -> tuple[st.Run, int]:
     """GD/SGD from theta0 at every lr in chunks of max_steps/10 steps, until every run's training
     loss is below ``min_loss`` (the 2018 stopping rule), every run diverged, or max_steps."""
     L = jnp.asarray(lrs)
