@@ -154,25 +154,23 @@ def spiked_wigner_batches(key, P: int, N: int, spike: float, sigma2: float, batc
     return tops, overlaps
 
 
-@partial(jax.jit, static_argnames=("P", "max_batch", "draws"))
-def _wishart_tops(key, batch_sizes, P, spike, sigma2, max_batch, draws):
-    scale = jnp.sqrt(jnp.full(P, sigma2).at[0].set(spike))
-
-    def one(k, B):
-        X = jax.random.normal(k, (draws, max_batch, P)) * scale * (jnp.arange(max_batch) < B)[:, None]
-        return jnp.linalg.eigvalsh(jnp.swapaxes(X, 1, 2) @ X / B)[:, -1]
-
-    return jax.vmap(one)(jax.random.split(key, batch_sizes.shape[0]), batch_sizes)
+@partial(jax.jit, static_argnames=("P", "batch_size", "draws"))
+def _wishart_top(key, P, spike, sigma2, batch_size, draws):
+    X = jax.random.normal(key, (draws, batch_size, P)) * jnp.sqrt(jnp.full(P, sigma2).at[0].set(spike))
+    Xt = jnp.swapaxes(X, 1, 2)
+    gram = X @ Xt if batch_size < P else Xt @ X  # same nonzero spectrum, the smaller matrix
+    return jnp.linalg.eigvalsh(gram / batch_size)[:, -1]
 
 
 def spiked_wishart_batches(key, P: int, spike: float, sigma2: float, batch_sizes, draws: int):
     """Largest eigenvalue of the batch GGN of linear regression, G_B = (1/B) sum_i x_i x_i^T with fresh
-    x ~ N(0, diag(spike, sigma^2, ..., sigma^2)) (Hessian = GGN), vmapped over B (rows beyond B are
-    masked). Shape (len(batch_sizes), draws)."""
+    x ~ N(0, diag(spike, sigma^2, ..., sigma^2)) (Hessian = GGN): for batch size number a, the inputs
+    are normal(split(key, len(batch_sizes))[a], (draws, B, P)) scaled. Shape (len(batch_sizes), draws)."""
     if min(batch_sizes) < 1:
         raise ValueError(f"batch sizes must be >= 1, got {batch_sizes}")
-    B = jnp.asarray(batch_sizes)
-    return np.asarray(_wishart_tops(key, B, P, spike, sigma2, int(max(batch_sizes)), draws))
+    keys = jax.random.split(key, len(batch_sizes))
+    return np.stack([np.asarray(_wishart_top(k, P, spike, sigma2, int(B), draws))
+                     for k, B in zip(keys, batch_sizes)])
 
 
 # ------------------------------------------------------------------------- tanh MLP on digits
@@ -235,6 +233,18 @@ def batch_ggn_matvec(theta, X, y, weights, sizes):
     return lambda v: linalg.gauss_newton_vp(lambda t: mlp_logits(t, X, sizes), out_loss, theta, v)
 
 
+def batch_residual_matvec(theta, X, y, weights, sizes):
+    """v -> (H_batch - G_batch) v, the part of the Hessian that the Gauss-Newton matrix leaves out
+    (sum_i sum_c dl_i/dz_c d^2 z_c/dtheta^2; the authors' "nonggn" spectra). It carries the negative
+    curvature, since G_batch is positive semi-definite."""
+    hess = batch_hessian_matvec(theta, X, y, weights, sizes)
+    ggn = batch_ggn_matvec(theta, X, y, weights, sizes)
+    return lambda v: hess(v) - ggn(v)
+
+
+CURVATURES = {"hessian": batch_hessian_matvec, "ggn": batch_ggn_matvec, "residual": batch_residual_matvec}
+
+
 def random_subset_masks(key, N: int, batch_sizes, draws: int):
     """0/1 masks (len(batch_sizes), draws, N) of uniformly random subsets of size B, without replacement."""
     ranks = jnp.argsort(jnp.argsort(jax.random.uniform(key, (len(batch_sizes), draws, N)), -1), -1)
@@ -247,17 +257,26 @@ class BatchExtremes(NamedTuple):
     rayleigh: jax.Array  # v0^T A v0 / ||v0||^2 (first Lanczos coefficient)
 
 
-@partial(jax.jit, static_argnames=("sizes", "num_steps", "curvature"))
-def batch_extremes(theta, X, y, masks, sizes, v0, num_steps: int, curvature: str = "hessian") -> BatchExtremes:
-    """Extreme Ritz values (``num_steps`` Lanczos steps, full re-orthogonalisation, started from v0) of the
-    batch Hessian or GGN for every mask in ``masks`` (..., N), vmapped; also the Rayleigh quotient at v0.
-    Starting from the full-data top eigenvector u guarantees top >= u^T H_B u per batch, and since
-    E[u^T H_B u] = lambda_emp exactly, E[top - u^T H_B u] is a low-variance estimate of the excess."""
-    matvec = {"hessian": batch_hessian_matvec, "ggn": batch_ggn_matvec}[curvature]
+@partial(jax.jit, static_argnames=("sizes", "num_steps", "curvature", "rows"))
+def batch_extremes(theta, X, y, masks, sizes, v0, num_steps: int, curvature: str = "hessian",
+                   rows: int | None = None) -> BatchExtremes:
+    """Extreme Ritz values (``num_steps`` Lanczos steps, full re-orthogonalisation, started from v0)
+    of the batch Hessian, GGN or H - GGN (``curvature``, a key of CURVATURES) for every mask in
+    ``masks`` (..., N), vmapped; also the Rayleigh quotient at v0. Starting from the full-data top eigenvector u guarantees top >= u^T H_B u per batch, and since
+    E[u^T H_B u] = lambda_emp exactly, E[top - u^T H_B u] is a low-variance estimate of the excess.
+    ``rows``: when every mask has at most ``rows`` ones, each matrix-vector product runs on the
+    mask's samples gathered into ``rows`` rows (zero-padded weights) instead of all N (same values,
+    cost ~ rows/N)."""
+    matvec = CURVATURES[curvature]
     flat = masks.reshape(-1, masks.shape[-1])
 
     def one(w):
-        res = linalg.lanczos(matvec(theta, X, y, w, sizes), v0, num_steps)
+        if rows is None:
+            Xb, yb, wb = X, y, w
+        else:  # the batch's own samples first, padded with zero weight (B <= rows)
+            idx = jnp.argsort(-w, stable=True)[:rows]
+            Xb, yb, wb = X[idx], y[idx], w[idx]
+        res = linalg.lanczos(matvec(theta, Xb, yb, wb, sizes), v0, num_steps)
         nodes = linalg.ritz(res).nodes
         return nodes[-1], nodes[0], res.alphas[0]
 
@@ -268,8 +287,8 @@ def batch_extremes(theta, X, y, masks, sizes, v0, num_steps: int, curvature: str
 @partial(jax.jit, static_argnames=("sizes", "num_probes", "num_steps", "curvature"))
 def batch_slq(theta, X, y, weights, sizes, key, num_probes: int, num_steps: int,
               curvature: str = "hessian") -> linalg.Ritz:
-    """SLQ Ritz nodes/weights (num_probes, num_steps) of one batch Hessian (or GGN)."""
-    matvec = {"hessian": batch_hessian_matvec, "ggn": batch_ggn_matvec}[curvature]
+    """SLQ Ritz nodes/weights (num_probes, num_steps) of one batch Hessian, GGN or H - GGN."""
+    matvec = CURVATURES[curvature]
     return linalg.stochastic_lanczos_quadrature(matvec(theta, X, y, weights, sizes), theta.shape[0], key,
                                                 num_probes, num_steps)
 

@@ -102,11 +102,40 @@ def test_spiked_wigner_full_batch_equals_the_spike():
 
 
 def test_spiked_wishart_batches_match_dense_numpy_for_same_draws():
-    key = jax.random.PRNGKey(3)
-    got = rmt.spiked_wishart_batches(key, 6, 4.0, 1.0, [3, 9], 2)
-    assert got.shape == (2, 2) and np.all(got > 0)
+    """Regenerate the same Gaussian inputs from the documented key schedule (one split per B) and
+    compare the top eigenvalues with numpy's eigvalsh of X^T X / B (the P x P matrix)."""
+    key, P, spike, Bs, draws = jax.random.PRNGKey(3), 6, 4.0, [3, 9], 2
+    got = rmt.spiked_wishart_batches(key, P, spike, 1.0, Bs, draws)
+    scale = np.sqrt(np.r_[spike, np.ones(P - 1)])
+    for a, (k, B) in enumerate(zip(jax.random.split(key, len(Bs)), Bs)):
+        X = np.asarray(jax.random.normal(k, (draws, B, P))) * scale
+        for d in range(draws):
+            ref = np.linalg.eigvalsh(X[d].T @ X[d] / B)[-1]
+            assert got[a, d] == pytest.approx(ref, rel=1e-10)
     with pytest.raises(ValueError):
         rmt.spiked_wishart_batches(key, 6, 4.0, 1.0, [0], 1)
+
+
+def test_spiked_wigner_batches_below_full_match_dense_numpy():
+    """B < N: rebuild every W_i from fold_in(noise key, i), form H_B = spike e1 e1^T + mean_S W - mean W
+    for the documented permutation, and compare top eigenvalue and overlap with numpy."""
+    key, P, N, spike, s2, Bs, draws = jax.random.PRNGKey(7), 8, 12, 2.0, 0.4, [2, 5], 2
+    tops, overlaps = rmt.spiked_wigner_batches(key, P, N, spike, s2, Bs, draws)
+    k_noise, k_batch = jax.random.split(key)
+    W = []
+    for i in range(N):
+        G = np.asarray(jax.random.normal(jax.random.fold_in(k_noise, i), (P, P))) * np.sqrt(s2)
+        W.append((G + G.T) / np.sqrt(2.0))
+    W = np.stack(W)
+    for a, B in enumerate(Bs):
+        for d in range(draws):
+            order = np.asarray(jax.random.permutation(jax.random.fold_in(k_batch, a * draws + d), N))
+            H = W[order[:B]].mean(0) - W.mean(0)
+            H[0, 0] += spike
+            ev, vec = np.linalg.eigh(H)
+            assert tops[a, d] == pytest.approx(ev[-1], rel=1e-10)
+            assert overlaps[a, d] == pytest.approx(vec[0, -1] ** 2, rel=1e-8)
+    assert np.all(tops[0] != tops[1])  # B < N: the fluctuation is not zero
 
 
 # ------------------------------------------------------------------------- MLP curvature
@@ -161,6 +190,17 @@ def test_batch_extremes_match_eigvalsh_and_rayleigh_bound():
             np.testing.assert_allclose(ext.rayleigh[a, d], np.asarray(u) @ H @ np.asarray(u), rtol=1e-9, atol=1e-12)
 
 
+def test_batch_extremes_gathered_rows_equal_masked():
+    X, y, theta = _toy(n=12)
+    masks = rmt.random_subset_masks(jax.random.PRNGKey(4), 12, [1, 3, 5], 2)
+    v0 = jax.random.normal(jax.random.PRNGKey(5), theta.shape)
+    for curvature in ("hessian", "ggn"):
+        full = rmt.batch_extremes(theta, X, y, masks, SIZES, v0, 20, curvature)
+        gathered = rmt.batch_extremes(theta, X, y, masks, SIZES, v0, 20, curvature, rows=5)
+        for a, b in zip(full, gathered):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 def test_directional_noise_matches_per_sample_dense_hessians():
     X, y, theta = _toy(n=8)
     Hs = np.stack([np.asarray(jax.hessian(lambda t: rmt.per_sample_loss(t, X[i:i + 1], y[i:i + 1], SIZES)[0])(theta))
@@ -174,6 +214,39 @@ def test_directional_noise_matches_per_sample_dense_hessians():
     ev, V = np.linalg.eigh(Hs.mean(0))
     assert float(lam) == pytest.approx(ev[-1], rel=1e-8)
     assert abs(float(np.asarray(vec) @ V[:, -1])) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_residual_matvec_is_hessian_minus_independent_dense_ggn():
+    """H_B - G_B against a dense Hessian and a dense J^T H_out J from jacrev and the softmax
+    cross-entropy curvature diag(p) - p p^T written out by hand; and G_B is PSD."""
+    X, y, theta = _toy()
+    idx = np.array([0, 3, 5, 8])
+    w = jnp.zeros(12).at[idx].set(1.0)
+    H = np.asarray(jax.hessian(lambda t: rmt.weighted_loss(t, X, y, w, SIZES))(theta))
+    J = np.asarray(jax.jacrev(lambda t: rmt.mlp_logits(t, X[idx], SIZES))(theta))
+    z = np.asarray(rmt.mlp_logits(theta, X[idx], SIZES))
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    G = sum(J[i].T @ (np.diag(p[i]) - np.outer(p[i], p[i])) @ J[i] for i in range(len(idx))) / len(idx)
+    V = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (3, theta.size)))
+    for v in V:
+        np.testing.assert_allclose(rmt.batch_residual_matvec(theta, X, y, w, SIZES)(jnp.asarray(v)),
+                                   (H - G) @ v, rtol=1e-8, atol=1e-11)
+    assert np.linalg.eigvalsh(G)[0] > -1e-12 and np.linalg.eigvalsh(H - G)[0] < 0
+    ext = rmt.batch_extremes(theta, X, y, w[None], SIZES, jnp.asarray(V[0]), 39, curvature="ggn")
+    np.testing.assert_allclose([ext.top[0], ext.bottom[0]], np.linalg.eigvalsh(G)[[-1, 0]], atol=1e-9)
+
+
+def test_lanczos_top5_matches_scipy_eigsh_on_an_mlp_hessian():
+    """Anchor library: scipy's ARPACK on the same matrix-free HVP gives the same top-5 eigenvalues."""
+    from scipy.sparse.linalg import LinearOperator, eigsh
+    X, y, theta = _toy(n=12)
+    mv = jax.jit(rmt.batch_hessian_matvec(theta, X, y, jnp.ones(12), SIZES))
+    P = theta.size
+    op = LinearOperator((P, P), matvec=lambda v: np.asarray(mv(jnp.asarray(v))), dtype=np.float64)
+    ref = np.sort(eigsh(op, k=5, which="LA", tol=1e-13, return_eigenvectors=False))[::-1]
+    ours = np.asarray(linalg.lanczos_top_eigenvalues(mv, jax.random.normal(jax.random.PRNGKey(1), (P,)), P, 5))
+    np.testing.assert_allclose(ours, ref, rtol=1e-8)
 
 
 # ------------------------------------------------------------------------- SLQ / GGN in linalg
@@ -269,10 +342,16 @@ def test_linear_ms_max_lr_large_batch_tends_to_two_over_lambda():
 
 def test_max_stable_lr_brackets_and_monotone_in_batch():
     X, y, theta = _toy(n=40)
-    keys = jax.random.split(jax.random.PRNGKey(0), 1)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
     loss0 = float(jnp.mean(rmt.per_sample_loss(theta, X, y, SIZES)))
-    lo, hi = rmt.max_stable_lr("sgd", theta, X, y, SIZES, jnp.array([2, 16]), keys, 30, 16, (1e-3, 1e3), 10, loss0)
-    assert np.all(np.asarray(lo) < np.asarray(hi)) and np.all(np.asarray(hi) / np.asarray(lo) < 1.1)
+    lo, hi = rmt.max_stable_lr("sgd", theta, X, y, SIZES, jnp.array([1, 32]), keys, 30, 32, (1e-3, 1e3), 12,
+                               loss0)
+    lo, hi = np.asarray(lo), np.asarray(hi)
+    assert np.all(lo < hi) and np.all(hi / lo < 1.1) and np.all(lo > 1e-3) and np.all(hi < 1e3)
+    assert np.all(lo[:, 1] > hi[:, 0])  # larger batches tolerate a strictly larger rate, every seed
+    # the bracket is the divergence boundary: lo keeps the loss at or below its start, hi does not
+    final = lambda lr, k, B: rmt._loss_after_steps("sgd", theta, X, y, SIZES, B, lr, k, 30, 32)
+    assert float(final(lo[0, 1], keys[0], 32)) <= loss0 < float(final(hi[0, 1], keys[0], 32))
 
 
 def test_learner_recovers_polyak_on_a_known_spectrum():
