@@ -509,8 +509,8 @@ class LearningRun(NamedTuple):
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "n_steps",
                                    "learn_model"))
-def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_particles, n_backward, n_steps,
-                       step_size, step_decay, lower, upper, use_ppg, learn_model):
+def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_particles, n_backward,
+                       n_steps, step_size, step_decay, lower, upper, use_ppg, learn_model):
     """theta_{n+1} = clip(theta_n + gamma0 n^-decay * H_n / T), H_n a PaRIS (``use_ppg`` False) or
     path-carrying PPG estimate of phi(h_theta) under the model at ``theta`` (learn_model) or at
     ``model_params``. ``use_ppg``: one traced flag per chain, so both drivers share one program."""
@@ -530,7 +530,8 @@ def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_part
             theta = jnp.clip(theta + gamma * sweep.estimate / n_obs, lower, upper)
             return (theta, path), theta
 
-        path0 = jnp.zeros((ys.shape[0], model.sample_initial(key, 1, model_params).shape[-1]), ys.dtype)
+        d = model.sample_initial(key, 1, model_params).shape[-1]
+        path0 = jnp.zeros((ys.shape[0], d), ys.dtype)
         steps = jnp.arange(1, n_steps + 1, dtype=theta0.dtype)
         _, thetas = lax.scan(step, (theta0, path0), (jax.random.split(key, n_steps), steps))
         thetas = jnp.concatenate([theta0[None], thetas])
@@ -551,17 +552,17 @@ def _driver_flags(driver, n_chains):
 def _check_learning(n_steps, theta0, lower, upper):
     if not (isinstance(n_steps, int) and n_steps >= 2):
         raise ValueError(f"n_steps must be an integer >= 2, got {n_steps!r}")
-    if np.any(np.asarray(lower) >= np.asarray(upper)) or np.any(np.asarray(theta0) < np.asarray(lower)) \
-            or np.any(np.asarray(theta0) > np.asarray(upper)):
+    lo, hi, th = np.asarray(lower), np.asarray(upper), np.asarray(theta0)
+    if np.any(lo >= hi) or np.any(th < lo) or np.any(th > hi):
         raise ValueError("need lower < upper and lower <= theta0 <= upper")
 
 
 def score_ascent(keys, model: StateSpaceModel, theta0, ys, n_particles: int, n_backward: int = 2,
                  n_steps: int = 1000, step_size: float = 0.02, step_decay: float = 0.6,
                  lower=-jnp.inf, upper=jnp.inf, driver="ppg") -> LearningRun:
-    """MLE by stochastic score ascent (the paper's Sec. 4): the score grad_theta log p_theta(y) is the
-    Fisher-identity additive functional, estimated by PaRIS (``driver='paris'``: a fresh sweep per
-    step) or PPG (``'ppg'``: a conditional sweep whose path is carried across theta-updates); a
+    """MLE by stochastic score ascent (the paper's Sec. 4): the score grad_theta log p_theta(y) is
+    the Fisher-identity additive functional, estimated by PaRIS (``driver='paris'``: a fresh sweep
+    per step) or PPG (``'ppg'``: a conditional sweep whose path is carried across theta-updates); a
     sequence gives one driver per chain (one compiled program for both). ``model`` is written on the
     free vector theta (see :func:`reparametrize`). One chain per key; ``ys`` as in :func:`paris`."""
     theta0 = jnp.atleast_1d(jnp.asarray(theta0, dtype=ys.dtype))
@@ -570,25 +571,26 @@ def score_ascent(keys, model: StateSpaceModel, theta0, ys, n_particles: int, n_b
     flags = _driver_flags(driver, keys.shape[0])
     lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), theta0.shape)
                     for b in (lower, upper))
-    return _stochastic_ascent(keys, model, fisher_score_functional(model), theta0, theta0, ys, n_particles,
-                              n_backward, n_steps, step_size, step_decay, lower, upper, flags, True)
+    return _stochastic_ascent(keys, model, fisher_score_functional(model), theta0, theta0, ys,
+                              n_particles, n_backward, n_steps, step_size, step_decay, lower, upper,
+                              flags, True)
 
 
-def markov_score_climbing(keys, model: StateSpaceModel, params, functional: AdditiveFunctional, lambda0, ys,
-                          n_particles: int, n_backward: int = 2, n_steps: int = 1000, step_size: float = 0.02,
-                          step_decay: float = 0.6, lower=-jnp.inf, upper=jnp.inf,
-                          driver="ppg") -> LearningRun:
-    """Markov score climbing (the paper's Sec. 4): minimise KL(phi_{0:T} || q_lambda) with the gradient
-    E_phi[grad_lambda log q_lambda(X_{0:T})], an additive functional (``functional`` evaluated at
-    lambda) estimated by PaRIS or PPG under the fixed model ``params``."""
+def markov_score_climbing(keys, model: StateSpaceModel, params, functional: AdditiveFunctional,
+                          lambda0, ys, n_particles: int, n_backward: int = 2, n_steps: int = 1000,
+                          step_size: float = 0.02, step_decay: float = 0.6, lower=-jnp.inf,
+                          upper=jnp.inf, driver="ppg") -> LearningRun:
+    """Markov score climbing (the paper's Sec. 4): minimise KL(phi_{0:T} || q_lambda) with the
+    gradient E_phi[grad_lambda log q_lambda(X_{0:T})], an additive functional (``functional``
+    evaluated at lambda) estimated by PaRIS or PPG under the fixed model ``params``."""
     lambda0 = jnp.atleast_1d(jnp.asarray(lambda0, dtype=ys.dtype))
     _check_learning(n_steps, lambda0, lower, upper)
     _validate_sizes(n_particles, n_backward, ys)
     flags = _driver_flags(driver, keys.shape[0])
     lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), lambda0.shape)
                     for b in (lower, upper))
-    return _stochastic_ascent(keys, model, functional, params, lambda0, ys, n_particles, n_backward, n_steps,
-                              step_size, step_decay, lower, upper, flags, False)
+    return _stochastic_ascent(keys, model, functional, params, lambda0, ys, n_particles, n_backward,
+                              n_steps, step_size, step_decay, lower, upper, flags, False)
 
 
 @lru_cache(maxsize=None)
