@@ -39,14 +39,6 @@ def test_step_size_sweep_summary_matches_its_traces():
         assert s.t_sep[j] == (200 if s.sep[j] < 0 else s.sep[j])
 
 
-def test_vmapped_separation_times_equal_the_single_while_loops():
-    Z = _sets()[1]
-    for method in ("lr_gd", "normalized_lr_gd"):
-        got = tyurin.separation_times(Z, method, GAMMAS, 500)
-        want = [pc.steps_to_separate(Z, method, 500, g) for g in GAMMAS]
-        np.testing.assert_array_equal(got, want)
-
-
 def test_log_envelope_keeps_every_bin_extreme_and_thins_long_series():
     y = np.random.default_rng(1).standard_normal(5000)
     t, v = tyurin.log_envelope(y, bins=100)

@@ -38,43 +38,6 @@ def step_size_sweep(Z, gammas, num_steps: int) -> SweepSummary:
     return SweepSummary(tr, sep, max_loss, np.where(sep < 0, num_steps, sep).astype(float))
 
 
-@partial(jax.jit, static_argnames=("rule",))
-def _separation_loops(Z, gammas, rule, max_steps):
-    """:func:`perceptron._steps_loop` with the update rule fixed at compile time (no lax.switch,
-    so a vmapped run evaluates one rule, not all four), vmapped over gamma."""
-    n = Z.shape[0]
-
-    def one(gamma):
-        def cond(state):
-            t, _, m = state
-            return jnp.any(m <= 0) & (t < max_steps)
-
-        def body(state):
-            t, theta, m = state
-            g = pc._sigma_neg(m) / n
-            w = rule(m, g, t, gamma)
-            both = jnp.matmul(Z.T, jnp.stack([g, w], axis=1), precision=lax.Precision.HIGHEST)
-            theta = theta + both[:, 1]
-            return t + 1, theta, pc.margins(theta, Z)
-
-        theta0 = jnp.zeros(Z.shape[1], Z.dtype)
-        t, _, m = lax.while_loop(cond, body, (jnp.asarray(0), theta0, pc.margins(theta0, Z)))
-        return jnp.where(jnp.all(m > 0), t, -1)
-
-    return jax.vmap(one)(gammas)
-
-
-def separation_times(Z, method: str, gammas, max_steps: int) -> np.ndarray:
-    """:func:`perceptron.steps_to_separate` at every gamma, as one vmapped while loop (it runs
-    until the slowest gamma separates or ``max_steps``; finished runs are frozen: same counts)."""
-    if method not in pc.METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {pc.METHODS}")
-    Z = pc._as_Z(Z)
-    g = jnp.asarray(pc.check_step_sizes(gammas), Z.dtype)
-    rule = pc._RULES[pc.METHODS.index(method)]
-    return np.asarray(_separation_loops(Z, g, rule, pc._check_steps(max_steps)))
-
-
 def pad_datasets(Zs) -> tuple[jax.Array, jax.Array]:
     """Stack signed-sample matrices of equal d and different n, zero-padded to the largest n:
     (P, n_max, d) and a (P, n_max) mask of the real rows."""
