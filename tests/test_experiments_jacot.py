@@ -12,6 +12,7 @@ from paperlib.experiments import jacot  # noqa: E402
 BETA = 0.1
 X = ntk.circle(jnp.array([-2.0, -0.5, 1.0]))
 Y = X[:, 0] * X[:, 1]
+JACOBIAN_NTK = jax.jit(lambda p, a, b: ntk.empirical_ntk_jacobian(p, a, b, BETA))  # one compile per shape
 
 
 def test_init_deviation_is_the_brute_force_jacobian_kernel_distance():
@@ -21,7 +22,7 @@ def test_init_deviation_is_the_brute_force_jacobian_kernel_distance():
     for i, n in enumerate([6, 9]):
         for s, k in enumerate(jax.random.split(jax.random.fold_in(key, i), 2)):
             p = ntk.init_params(k, [2, n, n, n, 1])
-            th = np.asarray(ntk.empirical_ntk_jacobian(p, X, beta=BETA))
+            th = np.asarray(JACOBIAN_NTK(p, X, X))
             want = np.sum((th - np.asarray(th_inf)) ** 2) / np.sum(np.asarray(th_inf) ** 2)
             np.testing.assert_allclose(dev[i][s], want, rtol=1e-10)
 
@@ -35,8 +36,8 @@ def test_lazy_training_matches_a_hand_trained_network_and_kernel_gd():
                               dtype=jnp.float64)[7]
     k = jax.random.split(jax.random.fold_in(key, 0), 2)[1]
     p = ntk.init_params(k, [2, 7, 7, 7, 1])
-    pT = ntk.train(p, X, Y, lr=0.5, steps=4, beta=BETA).params
-    th0 = np.asarray(ntk.empirical_ntk_jacobian(p, x0, grid, beta=BETA))[0]
+    pT = jax.jit(lambda q: ntk.train(q, X, Y, lr=0.5, steps=4, beta=BETA).params)(p)
+    th0 = np.asarray(JACOBIAN_NTK(p, x0, grid))[0]
     np.testing.assert_allclose(out["th0"][1], th0, rtol=1e-10)
     fT = np.asarray(ntk.apply(pT, grid, BETA)[:, 0])
     f0g, f0x = ntk.apply(p, grid, BETA)[:, 0], ntk.apply(p, X, BETA)[:, 0]
@@ -51,7 +52,8 @@ def test_gaussian_limit_split_adds_up_to_the_trained_output():
     fT, bias = jacot.gaussian_limit(key, {6: 4}, X, Y, grid, 6, 0.0, lr=0.5, steps=3, beta=BETA,
                                     dtype=jnp.float64)
     k = jax.random.split(jax.random.fold_in(key, 6), 4)[0]
-    pT = ntk.train(ntk.init_params(k, [2, 6, 6, 6, 1]), X, Y, lr=0.5, steps=3, beta=BETA).params
+    pT = jax.jit(lambda q: ntk.train(q, X, Y, lr=0.5, steps=3, beta=BETA).params)(
+        ntk.init_params(k, [2, 6, 6, 6, 1]))
     np.testing.assert_allclose(fT[6][0], np.asarray(ntk.apply(pT, grid, BETA)[:, 0]), rtol=1e-10)
     b = bias[6]
     # plain mean = control variate + prior; nonlinear = plain - kernel - prior (all means)
