@@ -1,41 +1,44 @@
-"""PaRIS side by side: paperlib.smc (JAX) vs `particles` (N. Chopin, PyPI 0.4) `collectors.Paris`.
+"""PaRIS (Cardoso et al. 2023; paperlib.smc, JAX) against `particles` 0.4 (N. Chopin, numpy).
 
-Two checks on the scalar linear-Gaussian model x_{t+1} = 0.9 x_t + N(0, 1), y_t = x_t + N(0, 1),
-x_0 from the stationary law N(0, 1/0.19), additive functional h = sum_{t<T} x_t x_{t+1}:
+Scalar linear-Gaussian model x_{t+1} = 0.9 x_t + N(0, 1), y_t = x_t + N(0, 1), x_0 from the
+stationary law N(0, 1/0.19); additive functional h_T = sum_{t<T} x_t x_{t+1}; one simulated data
+set per T, shared by both libraries; multinomial resampling at every step. For each N in
+{100, 1000, 4000}:
 
-1. accuracy: the bias of both PaRIS implementations against the exact Kalman/RTS value, at equal
-   N, K (= Nparis), T, multinomial resampling at every step; they must agree within 3 combined s.e.;
-2. speed: particle-steps per second of one run at N = 1000, T = 1000, K = 2 (CPU), both libraries.
-   Ours is timed after compilation (the compile time is reported separately).
+* ``collectors.Paris(Nparis=K)`` (PaRIS with accept-reject backward draws, a Python loop over
+  particles) against ``paperlib.smc.paris`` at equal N, K = 2, T;
+* ``collectors.Online_smooth_ON2`` (the exact on-line O(N^2) forward smoother: numpy over the
+  previous particles, a Python loop over the current ones) against the same ``paperlib.smc.paris``
+  (which also forms the N x N backward logits every step, then draws K indices per particle) at
+  equal N, T (the same runs as in the first comparison).
 
-`particles` 0.4 pins numpy < 2 while current JAX needs numpy >= 2, so it lives in its own venv and runs
-in a subprocess of this script (`--worker`, numpy + particles only; the data travel as a .npy file)::
+Each library makes R independent runs (R >= 5); the median wall time of one run gives
+particle-steps per second, N (T + 1) / median; the R estimates give the bias against the exact
+Kalman/RTS value with its standard error. Our first call (compilation) is made apart and reported
+as compile time.
 
-    python3 -m venv /tmp/particles-venv
-    /tmp/particles-venv/bin/pip install "particles==0.4" "numpy<2"
-    .venv/bin/python benchmarks/paris_vs_particles.py \
-        --particles-python /tmp/particles-venv/bin/python --out /tmp/paris_vs_particles.json
-
-It takes ~10 minutes of CPU, almost all of it in `particles` (a Python loop over particles with
-per-draw accept-reject; its docstring calls it "very slow, work in progress"). `--speed-steps` and
-`--replicates` shrink it for a quick look.
+`particles` 0.4 pins numpy < 2, so it runs in its own venv (``--worker``, numpy + particles only).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-A, Q, R = 0.9, 1.0, 1.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+A, Q, R_OBS = 0.9, 1.0, 1.0
 P0 = Q / (1 - A * A)
+K = 2
+# (N, T, R): T and R shrink with N so that the pure-Python collectors.Paris (~300 particle-steps/s
+# on the loaded 2-core machine) stays within a few minutes in all; both libraries run the same
+# (N, K, T, R) in every row.
+CASES = ((100, 20, 8), (1000, 4, 5), (4000, 2, 5))
+SEED = 0
 
 
 def simulate_data(n_steps: int, seed: int) -> np.ndarray:
@@ -45,19 +48,28 @@ def simulate_data(n_steps: int, seed: int) -> np.ndarray:
     x[0] = rng.normal(0.0, math.sqrt(P0))
     for t in range(n_steps):
         x[t + 1] = A * x[t] + rng.normal(0.0, math.sqrt(Q))
-    return x + rng.normal(0.0, math.sqrt(R), size=n_steps + 1)
+    return x + rng.normal(0.0, math.sqrt(R_OBS), size=n_steps + 1)
 
 
 # ------------------------------------------------------------------------------ particles worker
 
 
-def particles_worker(args) -> dict:
-    """Runs inside the particles venv: R PaRIS runs (accuracy) and one timed run (speed)."""
+def particles_worker(payload: dict) -> dict:
+    """Inside the particles venv: R timed runs of each collector per case."""
+    import time
+
     import particles
-    from particles import collectors, distributions as dists, state_space_models as ssms
+    from particles import collectors
+    from particles import distributions as dists
+    from particles import state_space_models as ssms
 
     class ScalarLG(ssms.StateSpaceModel):
-        default_params = {"rho": A, "sigmaX": math.sqrt(Q), "sigmaY": math.sqrt(R), "sigma0": math.sqrt(P0)}
+        default_params = {
+            "rho": A,
+            "sigmaX": math.sqrt(Q),
+            "sigmaY": math.sqrt(R_OBS),
+            "sigma0": math.sqrt(P0),
+        }
 
         def PX0(self):
             return dists.Normal(loc=0.0, scale=self.sigma0)
@@ -68,31 +80,54 @@ def particles_worker(args) -> dict:
         def PY(self, t, xp, x):
             return dists.Normal(loc=x, scale=self.sigmaY)
 
-        def upper_bound_log_pt(self, t):
+        def upper_bound_log_pt(self, t):  # needed by the accept-reject backward draws of Paris
             return -0.5 * math.log(2 * math.pi) - math.log(self.sigmaX)
 
         def add_func(self, t, xp, x):
             return np.zeros_like(x) if t == 0 else xp * x
 
-    def run(ys, n, k, seed):
+    def one_run(ys, n, collector, name, seed):
         np.random.seed(seed)
         fk = ssms.Bootstrap(ssm=ScalarLG(), data=list(ys))
-        pf = particles.SMC(fk=fk, N=n, resampling="multinomial", ESSrmin=1.0, collect=[collectors.Paris(Nparis=k)])
+        pf = particles.SMC(fk=fk, N=n, resampling="multinomial", ESSrmin=1.0, collect=[collector])
+        t0 = time.perf_counter()
         pf.run()
-        return float(pf.summaries.paris[-1])
+        return time.perf_counter() - t0, float(getattr(pf.summaries, name)[-1])
 
-    acc_ys, speed_ys = np.load(args.worker_data[0]), np.load(args.worker_data[1])
-    estimates = [run(acc_ys, args.accuracy_n, args.k, 1000 + r) for r in range(args.replicates)]
-    start_wall, start_cpu = time.perf_counter(), time.process_time()
-    run(speed_ys, args.speed_n, args.k, 7)
-    wall, cpu = time.perf_counter() - start_wall, time.process_time() - start_cpu
-    return {"estimates": estimates, "speed_wall_s": wall, "speed_cpu_s": cpu}
+    from importlib.metadata import version
+
+    out = {"particles_version": version("particles"), "numpy_version": np.__version__, "cases": []}
+    warm_ys = simulate_data(3, SEED)  # numba compiles particles' resampling on first use: not timed
+    out["first_call_s"] = {
+        "paris": one_run(warm_ys, 100, collectors.Paris(Nparis=K), "paris", 0)[0],
+        "on2": one_run(warm_ys, 100, collectors.Online_smooth_ON2(), "online_smooth_ON2", 0)[0],
+    }
+    for n, t_steps, reps in payload["cases"]:
+        ys = simulate_data(t_steps, SEED + t_steps)
+        case = {"N": n, "T": t_steps, "R": reps}
+        for label, make, name in (
+            ("paris", lambda: collectors.Paris(Nparis=K), "paris"),
+            ("on2", collectors.Online_smooth_ON2, "online_smooth_ON2"),
+        ):
+            load_before = common.load()
+            runs = [one_run(ys, n, make(), name, 1000 + r) for r in range(reps)]
+            times = [r[0] for r in runs]
+            case[label] = {
+                "median_s": float(np.median(times)),
+                "times_s": times,
+                "repeats": reps,
+                "estimates": [r[1] for r in runs],
+                "load_before": load_before,
+                "load_after": common.load(),
+            }
+        out["cases"].append(case)
+    return out
 
 
 # ------------------------------------------------------------------------------ ours
 
 
-def ours(args, acc_ys, speed_ys) -> dict:
+def ours(cases) -> list[dict]:
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -100,97 +135,120 @@ def ours(args, acc_ys, speed_ys) -> dict:
 
     from paperlib import smc
 
-    p = smc.scalar_lg_params(A, Q, 1.0, R)
-    model, fn = smc.LINEAR_GAUSSIAN, smc.CROSS_MOMENT
-    acc = jnp.asarray(acc_ys)[:, None]
-    exact = smc.exact_cross_moment(smc.rts_smoother(p, acc))
-    keys = jax.random.split(jax.random.PRNGKey(args.seed), args.replicates)
-    estimates = np.asarray(smc.paris(keys, model, fn, p, acc, args.accuracy_n, args.k)[:, 0])
+    p = smc.scalar_lg_params(A, Q, 1.0, R_OBS)
+    results = []
+    for n, t_steps, reps in cases:
+        ys = jnp.asarray(simulate_data(t_steps, SEED + t_steps))[:, None]
+        exact = float(smc.exact_cross_moment(smc.rts_smoother(p, ys)))
+        keys = iter(jax.random.split(jax.random.PRNGKey(SEED + n), reps + 1))
+        estimates = []
 
-    speed = jnp.asarray(speed_ys)[:, None]
-    one = jax.random.split(jax.random.PRNGKey(args.seed + 1), 1)
-    start = time.perf_counter()
-    smc.paris(one, model, fn, p, speed, args.speed_n, args.k).block_until_ready()
-    first = time.perf_counter() - start
-    walls, cpus = [], []
-    for rep in range(3):
-        key = jax.random.split(jax.random.PRNGKey(args.seed + 2 + rep), 1)
-        start_wall, start_cpu = time.perf_counter(), time.process_time()
-        smc.paris(key, model, fn, p, speed, args.speed_n, args.k).block_until_ready()
-        walls.append(time.perf_counter() - start_wall)
-        cpus.append(time.process_time() - start_cpu)
-    return {"exact": exact, "estimates": estimates.tolist(), "speed_wall_s": min(walls),
-            "speed_cpu_s": cpus[int(np.argmin(walls))], "compile_and_first_run_s": first,
-            "jax_version": jax.__version__, "backend": jax.default_backend()}
+        def run():  # one PaRIS run (R = 1), as each particles run is one
+            value = float(
+                smc.paris(next(keys)[None], smc.LINEAR_GAUSSIAN, smc.CROSS_MOMENT, p, ys, n, K)[
+                    0, 0
+                ]
+            )
+            estimates.append(value)
+            return value
 
-
-def summarize(exact, est):
-    est = np.asarray(est)
-    return {"bias": float(est.mean() - exact), "se": float(est.std(ddof=1) / math.sqrt(len(est))),
-            "sd": float(est.std(ddof=1)), "replicates": len(est)}
+        t = common.timed(run, repeats=reps, warmup=True)
+        estimates = estimates[1:]  # the R timed runs (the warm-up/compile call dropped)
+        t["estimates"] = estimates  # kept in results.json, as the anchor's are
+        results.append(
+            {"N": n, "T": t_steps, "R": reps, "exact": exact, "timing": t, "estimates": estimates}
+        )
+    return results
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--particles-python", default="/tmp/particles-venv/bin/python",
-                    help="python of a venv with particles==0.4 and numpy<2")
-    ap.add_argument("--accuracy-n", type=int, default=16, help="N of the accuracy comparison")
-    ap.add_argument("--accuracy-steps", type=int, default=50, help="T of the accuracy comparison")
-    ap.add_argument("--replicates", type=int, default=400, help="PaRIS runs per library (accuracy)")
-    ap.add_argument("--speed-n", type=int, default=1000, help="N of the timed run")
-    ap.add_argument("--speed-steps", type=int, default=1000, help="T of the timed run")
-    ap.add_argument("--k", type=int, default=2, help="backward draws per particle (particles' Nparis)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--worker-data", nargs=2, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+def bias(exact, estimates):
+    est = np.asarray(estimates)
+    return float(est.mean() - exact), float(est.std(ddof=1) / math.sqrt(len(est)))
 
-    if args.worker:
-        print(json.dumps(particles_worker(args)))
-        return {}
 
-    acc_ys = simulate_data(args.accuracy_steps, args.seed)
-    speed_ys = simulate_data(args.speed_steps, args.seed + 1)
-    with tempfile.TemporaryDirectory() as tmp:
-        files = [str(Path(tmp) / "acc.npy"), str(Path(tmp) / "speed.npy")]
-        np.save(files[0], acc_ys)
-        np.save(files[1], speed_ys)
-        cmd = [args.particles_python, str(Path(__file__).resolve()), "--worker", "--worker-data", *files,
-               "--accuracy-n", str(args.accuracy_n), "--replicates", str(args.replicates),
-               "--speed-n", str(args.speed_n), "--k", str(args.k)]
-        start = time.perf_counter()
-        theirs = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
-        theirs_total = time.perf_counter() - start
-    mine = ours(args, acc_ys, speed_ys)
+def agreement(exact, ours_est, theirs_est) -> tuple[str, bool]:
+    """Both biases against the exact value with s.e.; agreement = each within 3 s.e. of 0 and of
+    each other (fixed before any run)."""
+    (b1, s1), (b2, s2) = bias(exact, ours_est), bias(exact, theirs_est)
+    ok = abs(b1) < 3 * s1 and abs(b2) < 3 * s2 and abs(b1 - b2) < 3 * math.hypot(s1, s2)
+    text = f"bias vs Kalman/RTS {exact:.2f}: ours {b1:+.2f} ± {s1:.2f}, theirs {b2:+.2f} ± {s2:.2f}"
+    return text, ok
 
-    exact = mine["exact"]
-    a, b = summarize(exact, mine["estimates"]), summarize(exact, theirs["estimates"])
-    combined = math.hypot(a["se"], b["se"])
-    steps = args.speed_n * (args.speed_steps + 1)
-    result = {
-        "setup": {"model": "x'=0.9x+N(0,1), y=x+N(0,1)", "functional": "sum_t x_t x_{t+1}", "K": args.k,
-                  "accuracy_N": args.accuracy_n, "accuracy_T": args.accuracy_steps,
-                  "speed_N": args.speed_n, "speed_T": args.speed_steps, "seed": args.seed},
-        "exact_kalman": exact,
-        "ours": a, "particles": b,
-        "bias_difference_in_combined_se": abs(a["bias"] - b["bias"]) / combined,
-        "agree_within_3_se": abs(a["bias"] - b["bias"]) < 3 * combined,
-        "ours_particle_steps_per_s": steps / mine["speed_wall_s"],
-        "particles_particle_steps_per_s": steps / theirs["speed_wall_s"],
-        "speed_ratio_wall": theirs["speed_wall_s"] / mine["speed_wall_s"],
-        "speed_ratio_cpu": theirs["speed_cpu_s"] / mine["speed_cpu_s"],
-        "timings_s": {"ours_wall": mine["speed_wall_s"], "ours_cpu": mine["speed_cpu_s"],
-                      "ours_compile_and_first_run": mine["compile_and_first_run_s"],
-                      "particles_wall": theirs["speed_wall_s"], "particles_cpu": theirs["speed_cpu_s"],
-                      "particles_subprocess_total": theirs_total},
-        "versions": {"jax": mine["jax_version"], "backend": mine["backend"], "numpy_here": np.__version__},
+
+def run(pythons: dict) -> dict:
+    theirs = common.run_worker(pythons["particles"], Path(__file__), {"cases": CASES})
+    mine = ours(CASES)
+    rows = []
+    for m, th in zip(mine, theirs["cases"]):
+        for label in ("paris", "on2"):  # particles' numba warm-up, made once before all cases
+            th[label]["first_call_s"] = theirs["first_call_s"][label]
+        n, t_steps, reps = m["N"], m["T"], m["R"]
+        size = f"N={n}, T={t_steps}, R={reps}"
+        work = n * (t_steps + 1)
+        text, ok = agreement(m["exact"], m["estimates"], th["paris"]["estimates"])
+        rows.append(
+            common.row(
+                f"paris_N{n}",
+                "PaRIS smoothing, sum x_t x_{t+1}",
+                size + f", K={K}",
+                m["timing"],
+                th["paris"],
+                "paperlib.smc.paris (jit)",
+                "particles collectors.Paris",
+                text,
+                ok,
+                note="compiled JAX vs pure-Python per-particle loop (accept-reject backward "
+                "draws): the ratio is mostly interpreter overhead; T and R reduced for particles' "
+                "speed; R = 5 runs give an s.e. with 4 degrees of freedom",
+                rate_unit="particle-steps/s",
+                work=work,
+            )
+        )
+        text, ok = agreement(m["exact"], m["estimates"], th["on2"]["estimates"])
+        rows.append(
+            common.row(
+                f"on2_N{n}",
+                "O(N^2) on-line smoothing, sum x_t x_{t+1}",
+                size + f", ours K={K}",
+                m["timing"],
+                th["on2"],
+                "paperlib.smc.paris (jit, N x N logits)",
+                "particles Online_smooth_ON2 (numpy)",
+                text,
+                ok,
+                note="both O(N^2) per step; theirs is numpy over the previous particles with a "
+                "Python "
+                "loop over the current ones (particles has no fully vectorised O(N^2) smoother) "
+                "and takes the exact backward expectation (lower variance), ours draws K=2 "
+                "indices from the same N x N kernel; ours = the same runs as the PaRIS row",
+                rate_unit="particle-steps/s",
+                work=work,
+            )
+        )
+    return {
+        "rows": rows,
+        "versions": {
+            "particles": theirs["particles_version"],
+            "numpy_anchor": theirs["numpy_version"],
+        },
     }
-    print(json.dumps(result, indent=2))
-    if args.out:
-        args.out.write_text(json.dumps(result, indent=2))
-    return result
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)
+    if "--worker" in sys.argv:
+        common.worker_main(particles_worker)
+    else:
+        import json
+
+        print(
+            json.dumps(
+                run(
+                    {
+                        "particles": sys.argv[1]
+                        if len(sys.argv) > 1
+                        else "/tmp/bench-particles/bin/python"
+                    }
+                ),
+                indent=1,
+            )
+        )
