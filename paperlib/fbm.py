@@ -300,6 +300,41 @@ def _solve_spd(A, b, rcond: float = 1e-13):
     return d * (vecs @ (inv * (vecs.T @ (b * d))))
 
 
+def omega_system_np(gammas, H: float, T: float, kind: str) -> OmegaSystem:
+    """numpy/scipy twin of :func:`omega_system` (float64, not differentiable) for sweeps over grid
+    sizes, where the JAX version compiles once per size."""
+    _check_kind(kind)
+    _check_hurst(H)
+    g, a = np.asarray(gammas, dtype=np.float64), H + 0.5
+    gi, gj = g[:, None], g[None, :]
+    if kind == "II":
+        A = (T + np.expm1(-(gi + gj) * T) / (gi + gj)) / (gi + gj)
+        b = (T * g ** (-a) * special.gammainc(a, g * T)
+             - a * g ** (-(a + 1.0)) * special.gammainc(a + 1.0, g * T))
+        c = T ** (2 * H + 1) / (2 * H * (2 * H + 1) * special.gamma(a) ** 2)
+    else:
+        A = (2.0 * T + np.expm1(-gi * T) / gi + np.expm1(-gj * T) / gj) / (gi + gj)
+        z = g * T
+        small = np.minimum(z, _CF_SWITCH)
+        q_ez = np.where(z < _CF_SWITCH, special.gammaincc(a, small) * np.exp(small),
+                        np.asarray(_gamma_continued_fraction(a, np.maximum(z, _CF_SWITCH))))
+        b = 2.0 * T * g ** (-a) - T ** a / (g * special.gamma(a + 1.0)) + g ** (-(a + 1.0)) * (
+            np.exp(-z) - q_ez)
+        c = T ** (2 * H + 1) / ((2 * H + 1) * special.gamma(2 * H + 1) * np.sin(np.pi * H))
+    return OmegaSystem(A, b, c)
+
+
+def solve_gram_np(A, b, rcond: float = 1e-13) -> np.ndarray:
+    """numpy twin of the solver behind :func:`optimal_omega` (Jacobi scaling, eigenvalues below
+    rcond * max dropped)."""
+    A, b = np.asarray(A, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    d = 1.0 / np.sqrt(np.diag(A))
+    vals, vecs = np.linalg.eigh(A * d[:, None] * d[None, :])
+    keep = vals > rcond * vals[-1]
+    inv = np.where(keep, 1.0 / np.where(keep, vals, 1.0), 0.0)
+    return d * (vecs @ (inv * (vecs.T @ (b * d))))
+
+
 def optimal_omega(gammas, H, T, kind: str):
     """omega* = A^{-1} b, the minimiser of the integrated squared error (Prop. 5). Use float64:
     in float32 the elements of omega are meaningless for type II (pitfall P1), though the error is not."""
