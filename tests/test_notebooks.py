@@ -24,6 +24,19 @@ def test_notebook_is_committed_clean(name):
     assert not any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code"), "clear the outputs"
     assert nb["metadata"]["paperlib"]["citation"] and nb["metadata"]["paperlib"]["arxiv"]
     assert nbs.discover()[name].items, "declare the paper-item table (metadata.paperlib.items)"
+    assert nbs.discover()[name].scale, "declare the scale table (metadata.paperlib.scale)"
+    assert nbs.scale_table(nbs.discover()[name]), "the scale table names a knob the profile table lacks"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_follows_the_house_layout(name):
+    """The same names for the same things in every notebook (CONTRIBUTING.md)."""
+    nb = json.loads(nbs.discover()[name].path.read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    for needed in (f'PAPER = "{name}"', "session.start(PAPER, profile, out_dir)", "PROFILES = {",
+                   "session.finish(reg, out)"):
+        assert needed in code, f"the notebook lacks {needed!r}"
+    assert "figures.save(" not in code, "end figures with figures.publish (label, save, show)"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
