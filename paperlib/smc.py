@@ -557,6 +557,16 @@ def _check_learning(n_steps, theta0, lower, upper):
         raise ValueError("need lower < upper and lower <= theta0 <= upper")
 
 
+def _learning_inputs(keys, start, ys, n_particles, n_backward, n_steps, lower, upper, driver):
+    """Checked inputs of a learning run: the start vector, one driver flag per chain, and the box
+    bounds broadcast to the start's shape."""
+    start = jnp.atleast_1d(jnp.asarray(start, dtype=ys.dtype))
+    _check_learning(n_steps, start, lower, upper)
+    _validate_sizes(n_particles, n_backward, ys)
+    lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), start.shape) for b in (lower, upper))
+    return start, _driver_flags(driver, keys.shape[0]), lower, upper
+
+
 def score_ascent(keys, model: StateSpaceModel, theta0, ys, n_particles: int, n_backward: int = 2,
                  n_steps: int = 1000, step_size: float = 0.02, step_decay: float = 0.6,
                  lower=-jnp.inf, upper=jnp.inf, driver="ppg") -> LearningRun:
@@ -565,12 +575,8 @@ def score_ascent(keys, model: StateSpaceModel, theta0, ys, n_particles: int, n_b
     per step) or PPG (``'ppg'``: a conditional sweep whose path is carried across theta-updates); a
     sequence gives one driver per chain (one compiled program for both). ``model`` is written on the
     free vector theta (see :func:`reparametrize`). One chain per key; ``ys`` as in :func:`paris`."""
-    theta0 = jnp.atleast_1d(jnp.asarray(theta0, dtype=ys.dtype))
-    _check_learning(n_steps, theta0, lower, upper)
-    _validate_sizes(n_particles, n_backward, ys)
-    flags = _driver_flags(driver, keys.shape[0])
-    lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), theta0.shape)
-                    for b in (lower, upper))
+    theta0, flags, lower, upper = _learning_inputs(keys, theta0, ys, n_particles, n_backward, n_steps,
+                                                   lower, upper, driver)
     return _stochastic_ascent(keys, model, fisher_score_functional(model), theta0, theta0, ys,
                               n_particles, n_backward, n_steps, step_size, step_decay, lower, upper,
                               flags, True)
@@ -583,12 +589,8 @@ def markov_score_climbing(keys, model: StateSpaceModel, params, functional: Addi
     """Markov score climbing (the paper's Sec. 4): minimise KL(phi_{0:T} || q_lambda) with the
     gradient E_phi[grad_lambda log q_lambda(X_{0:T})], an additive functional (``functional``
     evaluated at lambda) estimated by PaRIS or PPG under the fixed model ``params``."""
-    lambda0 = jnp.atleast_1d(jnp.asarray(lambda0, dtype=ys.dtype))
-    _check_learning(n_steps, lambda0, lower, upper)
-    _validate_sizes(n_particles, n_backward, ys)
-    flags = _driver_flags(driver, keys.shape[0])
-    lower, upper = (jnp.broadcast_to(jnp.asarray(b, ys.dtype), lambda0.shape)
-                    for b in (lower, upper))
+    lambda0, flags, lower, upper = _learning_inputs(keys, lambda0, ys, n_particles, n_backward,
+                                                    n_steps, lower, upper, driver)
     return _stochastic_ascent(keys, model, functional, params, lambda0, ys, n_particles, n_backward,
                               n_steps, step_size, step_decay, lower, upper, flags, False)
 
