@@ -71,6 +71,16 @@ def worker_main(fn: Callable[[dict], dict]) -> None:
     print(json.dumps(fn(payload)))
 
 
+def script_main(run: Callable[[dict], dict], worker: Callable[[dict], dict], anchor: str,
+                default_python: str) -> None:
+    """``__main__`` of a comparison script: with ``--worker``, the anchor's side (run inside the
+    anchor's venv); otherwise both sides, printed as JSON (argv[1]: the anchor venv's python)."""
+    if "--worker" in sys.argv:
+        worker_main(worker)
+    else:
+        print(json.dumps(run({anchor: sys.argv[1] if len(sys.argv) > 1 else default_python}), indent=1))
+
+
 def row(
     id_: str,
     quantity: str,

@@ -158,14 +158,4 @@ def run(pythons: dict) -> dict:
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        common.worker_main(fbm_worker)
-    else:
-        import json
-
-        print(
-            json.dumps(
-                run({"fbm": sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench-fbm/bin/python"}),
-                indent=1,
-            )
-        )
+    common.script_main(run, fbm_worker, "fbm", "/tmp/bench-fbm/bin/python")

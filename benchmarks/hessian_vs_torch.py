@@ -289,14 +289,4 @@ def eigsh_row(id_, size, t, t_sp, dense, top_k, note):
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        common.worker_main(torch_worker)
-    else:
-        import json
-
-        print(
-            json.dumps(
-                run({"torch": sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench-torch/bin/python"}),
-                indent=1,
-            )
-        )
+    common.script_main(run, torch_worker, "torch", "/tmp/bench-torch/bin/python")

@@ -186,14 +186,4 @@ def run(pythons: dict) -> dict:
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        common.worker_main(nt_worker)
-    else:
-        import json
-
-        print(
-            json.dumps(
-                run({"nt": sys.argv[1] if len(sys.argv) > 1 else "/tmp/bench-nt/bin/python"}),
-                indent=1,
-            )
-        )
+    common.script_main(run, nt_worker, "nt", "/tmp/bench-nt/bin/python")

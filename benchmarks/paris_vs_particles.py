@@ -235,20 +235,4 @@ def run(pythons: dict) -> dict:
 
 
 if __name__ == "__main__":
-    if "--worker" in sys.argv:
-        common.worker_main(particles_worker)
-    else:
-        import json
-
-        print(
-            json.dumps(
-                run(
-                    {
-                        "particles": sys.argv[1]
-                        if len(sys.argv) > 1
-                        else "/tmp/bench-particles/bin/python"
-                    }
-                ),
-                indent=1,
-            )
-        )
+    common.script_main(run, particles_worker, "particles", "/tmp/bench-particles/bin/python")
