@@ -1,6 +1,7 @@
 """``paperlib new``: the scaffold of a paper runs under smoke and passes the house checks as it stands."""
 
 import importlib
+import importlib.util
 import json
 import subprocess
 import sys
