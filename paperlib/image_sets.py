@@ -158,3 +158,27 @@ def load(name: str, data_dir: str | Path | None = None,
         return ImageSet(name, *_cifar_arrays(batches[:5], b"labels"), *_cifar_arrays(batches[5:], b"labels"))
     train, test = _cifar_members(files[0], ("train", "test"))
     return ImageSet(name, *_cifar_arrays([train], b"fine_labels"), *_cifar_arrays([test], b"fine_labels"))
+
+
+def load_if_wanted(name: str, wanted: bool, data_dir: str | Path | None = None) -> ImageSet | None:
+    """The real set for a notebook's ``real_data`` knob: ``None`` when not wanted, or (with a printed
+    message saying what is missing) when the files are absent, so the notebook keeps its labelled proxy.
+
+    Args:
+      name: the data set (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``).
+      wanted: the notebook's ``real_data`` knob (``True`` in ``full``).
+      data_dir: the data folder; None reads ``$PAPERLIB_DATA``.
+
+    Returns:
+      The checked ``ImageSet``, or ``None`` (use the proxy). Files present but altered still raise
+      :class:`DataMissing`: a wrong file is an error, not a reason to fall back.
+    """
+    if not wanted:
+        return None
+    if not available(name, data_dir):
+        try:
+            verified_files(name, data_dir)
+        except DataMissing as missing:
+            print(f"real data unavailable, using the labelled proxy: {missing}")
+        return None
+    return load(name, data_dir)

@@ -50,3 +50,22 @@ def resolve(profile: str, table: dict[str, dict], **overrides) -> SimpleNamespac
                             f"({type(settings[knob]).__name__}), got {value!r} ({type(value).__name__})")
         settings[knob] = value
     return SimpleNamespace(**settings)
+
+
+def resolve_from(profile: str, table: dict[str, dict], namespace: dict) -> SimpleNamespace:
+    """:func:`resolve` with the overrides read from ``namespace`` (a notebook passes ``globals()``).
+
+    Each knob of the table is looked up by name among the parameters cell's variables, so a
+    notebook names its knobs twice (parameters cell, profile table) instead of three times.
+
+    Args:
+        profile: ``smoke``, ``default`` or ``full``.
+        table: ``{profile: {knob: value}}``.
+        namespace: variables that may override knobs (``None`` keeps the profile's value).
+
+    Returns:
+        The settings as attributes.
+    """
+    check_profile(profile)
+    knobs = set().union(*(row.keys() for row in table.values()))
+    return resolve(profile, table, **{k: namespace[k] for k in sorted(knobs) if k in namespace})

@@ -137,6 +137,16 @@ def test_profiles_resolve_and_reject():
         profiles.resolve("smoke", table, gammas=["a"])
 
 
+def test_profiles_resolve_from_a_namespace():
+    table = {"smoke": {"n": 10}, "default": {"n": 100}, "full": {"n": 1000}}
+    assert profiles.resolve_from("default", table, {"n": None, "seed": 3}).n == 100
+    assert profiles.resolve_from("full", table, {"n": 7, "profile": "full"}).n == 7
+    with pytest.raises(TypeError, match="parameter 'n' must be like"):
+        profiles.resolve_from("smoke", table, {"n": 1.5})
+    with pytest.raises(ValueError, match="unknown profile"):
+        profiles.resolve_from("huge", table, {})
+
+
 def test_figure_save_is_atomic_and_carries_provenance(tmp_path):
     figures.use_style()
     fig, ax = plt.subplots()

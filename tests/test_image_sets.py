@@ -98,3 +98,14 @@ def test_read_idx_rejects_what_is_not_idx(tmp_path):
     (tmp_path / "y").write_bytes(b"\x00\x00\x08\x01" + (4).to_bytes(4, "big") + b"abc")
     with pytest.raises(ValueError, match="header says"):
         image_sets.read_idx(tmp_path / "y")
+
+
+def test_load_if_wanted_falls_back_to_the_proxy_only_when_files_are_absent(tmp_path, rng, monkeypatch,
+                                                                           capsys):
+    monkeypatch.setenv(image_sets.ENV, str(tmp_path))
+    assert image_sets.load_if_wanted("mnist", False) is None
+    assert image_sets.load_if_wanted("mnist", True) is None
+    assert "using the labelled proxy" in capsys.readouterr().out
+    _write_mnist_like(tmp_path / "mnist", rng)
+    with pytest.raises(image_sets.DataMissing, match="is not the published"):
+        image_sets.load_if_wanted("mnist", True)  # present but altered: an error, no silent fallback
