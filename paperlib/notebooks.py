@@ -208,7 +208,8 @@ def _literal(node: ast.expr, env: dict) -> object:
 
 def profile_values(path: Path) -> dict[str, dict]:
     """The notebook's profile table ``{profile: {knob: value}}``, the second argument of its
-    ``profiles.resolve`` call, read without running the notebook ({} if it cannot be read)."""
+    ``profiles.resolve`` or ``profiles.resolve_from`` call, read without running the notebook ({} if it
+    cannot be read)."""
     env: dict = {}
     for cell in json.loads(Path(path).read_text())["cells"]:
         if cell["cell_type"] != "code":
@@ -223,7 +224,7 @@ def profile_values(path: Path) -> dict[str, dict]:
                     env[node.targets[0].id] = _literal(node.value, env)
                 except (ValueError, SyntaxError, TypeError):
                     pass
-            if isinstance(node, ast.Call) and ast.unparse(node.func) == "profiles.resolve" \
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("profiles.resolve", "profiles.resolve_from") \
                     and len(node.args) >= 2 and isinstance(node.args[1], ast.Name):
                 return env.get(node.args[1].id, {})
     return {}

@@ -98,7 +98,7 @@ PROFILES = {{
     "default": dict(n_samples=100_000),
     "full": dict(n_samples=10_000_000),
 }}
-cfg = profiles.resolve(profile, PROFILES, n_samples=n_samples)
+cfg = profiles.resolve_from(profile, PROFILES, globals())  # the parameters cell overrides
 out, reg, prov = session.start(PAPER, profile, out_dir)
 key = jax.random.key(seed)
 """

@@ -49,6 +49,9 @@ def test_profile_table_obeys_the_declared_knobs(name):
         for knob, value in row.items():
             assert knob in nb.knobs, f"{profile}: {knob!r} is not a knob of the parameters cell"
             assert nb.knobs[knob].problem(value) is None, f"{profile}: {knob} {nb.knobs[knob].problem(value)}"
+    from_profile = {k for k, knob in nb.knobs.items() if knob.default is None}
+    for profile, row in table.items():  # a "None: the profile's" knob the table lacks would be ignored
+        assert from_profile <= set(row), f"{profile} lacks the knobs {sorted(from_profile - set(row))}"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
