@@ -28,6 +28,13 @@ def digits_pair(a: int, b: int, scale: float = 16.0) -> tuple[np.ndarray, np.nda
     """Digit a (label +1) vs digit b (label -1) from sklearn's 8x8 digits, pixels divided by ``scale``.
 
     Proxy for the paper's balanced 2-class image subsets (e.g. 3 vs 8: n = 357, d = 64).
+
+    Args:
+      a, b: two different digits in 0..9.
+      scale: pixels (0..16) are divided by it.
+
+    Returns:
+      ``A`` (n, 64) float64 and ``y`` (n,) in {-1, +1}, in sklearn's sample order.
     """
     return _digits_subset(a, b, scale)
 
@@ -38,8 +45,16 @@ def digits_imbalanced_pair(
     """``digits_pair(a, b)`` keeping a random ``keep_fraction`` of class b (at least one sample).
 
     Proxy for the paper's imbalanced datasets (Fig. 7, Table 1), whose construction is not given in
-    the main text. ``key_or_seed`` is an int seed (numpy) or a JAX PRNG key; the result is
-    deterministic given it, and the original sample order is kept.
+    the main text.
+
+    Args:
+      a, b: two different digits in 0..9 (b is the minority class).
+      keep_fraction: the share of class b kept, in (0, 1].
+      key_or_seed: an int seed (numpy) or a JAX PRNG key; the result is deterministic given it.
+      scale: pixels (0..16) are divided by it.
+
+    Returns:
+      ``A`` (n, 64) float64 and ``y`` (n,) in {-1, +1}, in the original sample order.
     """
     if not 0.0 < keep_fraction <= 1.0:
         raise ValueError(f"keep_fraction must be in (0, 1], got {keep_fraction}")
@@ -64,6 +79,15 @@ def planted_margin(n: int, d: int, margin: float, seed: int, offset: float = 0.0
     large common mean) the data become ill-conditioned and GD slow. Stand-in for the paper's 5,000-sample
     image sets at their dimension (d = 3072 for CIFAR-10, 784 for (Fashion)MNIST). Rejection is done in
     vectorised batches.
+
+    Args:
+      n, d: samples and dimension (n >= 1, d >= 2).
+      margin: the smallest |w*.x| kept (>= 0; the acceptance rate must stay above 1e-6).
+      seed: numpy seed of w*, the samples and the shared vector.
+      offset: norm of the shared vector added to every sample (>= 0).
+
+    Returns:
+      ``A`` (n, d) float64 and ``y`` (n,) in {-1, +1}.
     """
     if n < 1 or d < 2 or margin < 0 or offset < 0:
         raise ValueError(f"need n >= 1, d >= 2, margin >= 0, offset >= 0; got n={n}, d={d}, "
@@ -96,8 +120,18 @@ def moving_digits(num_sequences: int, num_frames: int, canvas: int, seed: int, n
     a digit that would leave the frame is reflected and draws a new random velocity (the stochastic
     bounce of Denton & Fergus's Stochastic Moving MNIST). Overlapping digits add, clipped at 1.
 
-    Proxy for Stochastic Moving MNIST (MNIST cannot be downloaded here). Returns float64
-    (num_sequences, num_frames, canvas, canvas) in [0, 1].
+    Proxy for Stochastic Moving MNIST (Denton & Fergus 2018), built from the bundled digits.
+
+    Args:
+      num_sequences, num_frames: clips and frames per clip.
+      canvas: frame side in pixels (> 8 * zoom).
+      seed: numpy seed of the digits, positions and velocities.
+      num_digits: digits per clip.
+      zoom: nearest-neighbour upsampling of the 8x8 sprites.
+      max_speed: largest velocity component, px/frame.
+
+    Returns:
+      float64 (num_sequences, num_frames, canvas, canvas) in [0, 1].
     """
     size = 8 * zoom
     if min(num_sequences, num_frames, num_digits, zoom, max_speed) < 1 or canvas <= size:
@@ -126,10 +160,22 @@ def moving_digits(num_sequences: int, num_frames: int, canvas: int, seed: int, n
     return np.minimum(video, 1.0)
 
 
-def digits_split(test_size: int, seed: int, standardize: bool = True):
-    """Multi-class proxy: scikit-learn 8x8 digits (1797 x 64, 10 classes), a seeded train/test split; pixels / 16, then
-    (``standardize``) centred and scaled per pixel with the training mean and std (constant pixels
-    keep scale 1), as image pipelines normalise channels."""
+def digits_split(test_size: int, seed: int, standardize: bool = True
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Multi-class proxy: scikit-learn's 8x8 digits (1797 x 64, 10 classes), a seeded train/test split.
+
+    Pixels / 16, then (``standardize``) centred and scaled per pixel with the training mean and std
+    (constant pixels keep scale 1), as image pipelines normalise channels.
+
+    Args:
+      test_size: test samples, in (0, 1797).
+      seed: numpy seed of the split.
+      standardize: whether to standardise with the training statistics.
+
+    Returns:
+      ``X_train`` (n_train, 64), ``y_train`` (n_train,) int32, ``X_test`` (test_size, 64),
+      ``y_test`` (test_size,) int32.
+    """
     X, y = load_digits(return_X_y=True)
     if not 0 < test_size < len(y):
         raise ValueError(f"test_size must be in (0, {len(y)}), got {test_size}")
@@ -148,12 +194,22 @@ def _standardize(X_train, X_other):
     return (X_train - mean) / scale, (X_other - mean) / scale
 
 
-def digits_folds(num_folds: int, seed: int):
-    """k-fold cross-validation splits of the digits: a seeded permutation cut into ``num_folds`` test
-    folds of floor(1797 / k) samples (the remainder always trains); fold f trains on everything else.
-    Pixels / 16, standardized with each fold's training mean and std. Returns stacked arrays
-    X_train (k, n_train, 64), y_train (k, n_train), X_test (k, n_test, 64), y_test (k, n_test), so the
-    folds can be vmapped; with k folds the k test sets are disjoint."""
+def digits_folds(num_folds: int, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """k-fold cross-validation splits of the digits, stacked so the folds can be vmapped.
+
+    A seeded permutation is cut into ``num_folds`` disjoint test folds of floor(1797 / k) samples (the
+    remainder always trains); fold f trains on everything else. Pixels / 16, standardised with each
+    fold's training mean and std.
+
+    Args:
+      num_folds: k, in [2, 898].
+      seed: numpy seed of the permutation.
+
+    Returns:
+      ``X_train`` (k, n_train, 64), ``y_train`` (k, n_train) int32, ``X_test`` (k, n_test, 64),
+      ``y_test`` (k, n_test) int32.
+    """
     X, y = load_digits(return_X_y=True)
     if not 2 <= num_folds <= len(y) // 2:
         raise ValueError(f"num_folds must be in [2, {len(y) // 2}], got {num_folds}")
