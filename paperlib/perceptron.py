@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 from scipy.optimize import linprog, minimize, nnls
 from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -53,8 +54,19 @@ class Margin(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 
 
-def signed_samples(A, y) -> jax.Array:
-    """Signed samples z_i = y_i a_i as rows of Z; validates shapes, labels and finiteness."""
+def signed_samples(A: ArrayLike, y: ArrayLike) -> jax.Array:
+    """Signed samples z_i = y_i a_i (Sec. 2: problem (1) asks for z_i . theta > 0 for every i).
+
+    Args:
+      A: (n, d) features a_i, finite.
+      y: (n,) labels in {-1, +1}.
+
+    Returns:
+      (n, d) matrix Z with rows z_i, in the dtype of A.
+
+    Raises:
+      ValueError: wrong shapes, non-finite values or labels outside {-1, +1}.
+    """
     A_np, y_np = np.asarray(A), np.asarray(y)
     if A_np.ndim != 2:
         raise ValueError(f"A must be a 2-D (n, d) array, got shape {A_np.shape}")
@@ -77,18 +89,42 @@ def _sigma_neg(m):
     return jnp.exp(-_softplus(m))
 
 
-def margins(theta, Z) -> jax.Array:
-    """m_i(theta) = z_i . theta."""
+def margins(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
+    """Margins m_i(theta) = z_i . theta (problem (1)).
+
+    Args:
+      theta: (d,) parameters.
+      Z: (n, d) signed samples.
+
+    Returns:
+      (n,) margins.
+    """
     return jnp.matmul(Z, theta, precision=_HI)
 
 
-def logistic_loss(theta, Z) -> jax.Array:
-    """Logistic loss f(theta) = mean_i log(1 + exp(-m_i)), Eq. (2), via softplus."""
+def logistic_loss(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
+    """Logistic loss f(theta) = (1/n) sum_i log(1 + exp(-m_i(theta))), Eq. (2), via softplus.
+
+    Args:
+      theta: (d,) parameters.
+      Z: (n, d) signed samples.
+
+    Returns:
+      Scalar f(theta).
+    """
     return jnp.mean(_softplus(-margins(theta, Z)))
 
 
-def logistic_grad(theta, Z) -> jax.Array:
-    """grad f(theta) = -(1/n) sum_i sigma(-m_i) z_i."""
+def logistic_grad(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
+    """Gradient of Eq. (2): grad f(theta) = -(1/n) sum_i sigma(-m_i) z_i, sigma(-m) = 1/(1 + e^m).
+
+    Args:
+      theta: (d,) parameters.
+      Z: (n, d) signed samples.
+
+    Returns:
+      (d,) gradient.
+    """
     g = _sigma_neg(margins(theta, Z)) / Z.shape[0]
     return -jnp.matmul(Z.T, g, precision=_HI)
 
@@ -99,19 +135,44 @@ def _accuracy(m):
     return jnp.where(correct == m.shape[0], 1.0, correct / m.shape[0]).astype(m.dtype)
 
 
-def accuracy(theta, Z) -> jax.Array:
-    """Fraction of samples with strictly positive margin (sign(0) counts as an error); exactly 1.0
-    iff every margin is > 0."""
+def accuracy(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
+    """Fraction of samples with strictly positive margin (problem (1); sign(0) counts as an error).
+
+    Args:
+      theta: (d,) parameters.
+      Z: (n, d) signed samples.
+
+    Returns:
+      Scalar in [0, 1], exactly 1.0 iff every margin is > 0.
+    """
     return _accuracy(margins(theta, Z))
 
 
-def scaled_logistic_loss(theta, Z, s) -> jax.Array:
-    """(1/(s n)) sum_i log(1 + exp(-s m_i)); tends to the perceptron loss as s -> inf (Sec. 3)."""
+def scaled_logistic_loss(theta: ArrayLike, Z: ArrayLike, s: float) -> jax.Array:
+    """Scaled logistic loss (1/(s n)) sum_i log(1 + exp(-s m_i)); tends to the perceptron loss as
+    s -> inf (Sec. 3 remark).
+
+    Args:
+      theta: (d,) parameters.
+      Z: (n, d) signed samples.
+      s: scale, > 0.
+
+    Returns:
+      Scalar loss.
+    """
     return jnp.mean(_softplus(-s * margins(theta, Z))) / s
 
 
-def perceptron_loss(theta, Z) -> jax.Array:
-    """Perceptron loss (1/n) sum_i max(0, -m_i)."""
+def perceptron_loss(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
+    """Perceptron loss (1/n) sum_i max(0, -m_i), the s -> inf limit of the scaled loss (Sec. 3).
+
+    Args:
+      theta: (d,) parameters.
+      Z: (n, d) signed samples.
+
+    Returns:
+      Scalar loss.
+    """
     return jnp.mean(jnp.maximum(0.0, -margins(theta, Z)))
 
 
@@ -138,8 +199,18 @@ def _check_gammas(gamma, *, sweep: bool) -> np.ndarray:
     return g
 
 
-def check_step_sizes(gammas) -> np.ndarray:
-    """A list of step sizes validated up front (finite, strictly positive), as a float64 array."""
+def check_step_sizes(gammas: ArrayLike) -> np.ndarray:
+    """Step sizes gamma validated before any compute.
+
+    Args:
+      gammas: non-empty 1-D sequence of step sizes.
+
+    Returns:
+      (G,) float64 array.
+
+    Raises:
+      ValueError: not 1-D and non-empty, or a value not finite and > 0.
+    """
     return _check_gammas(gammas, sweep=True)
 
 
@@ -230,46 +301,107 @@ def _sweep(Z, gammas, rule, num_steps, keep_path) -> Trace:
 # ---------------------------------------------------------------------------------------------
 
 
-def lr_gd(Z, gamma, num_steps, keep_path=False) -> Trace:
-    """LR+GD from theta_0 = 0: theta_{t+1} = theta_t - gamma grad f(theta_t) on Eq. (2).
+def lr_gd(Z: ArrayLike, gamma: float, num_steps: int, keep_path: bool = False) -> Trace:
+    """LR+GD from theta_0 = 0: theta_{t+1} = theta_t - gamma grad f(theta_t) on Eq. (2) (Sec. 2).
 
     ``num_steps`` and ``keep_path`` are static (one compilation per value and shape of Z); gamma is not.
+
+    Args:
+      Z: (n, d) signed samples (floating; the run uses its dtype).
+      gamma: step size, finite and > 0.
+      num_steps: T, the number of steps.
+      keep_path: also return every iterate.
+
+    Returns:
+      :class:`Trace` with (T + 1,) fields over theta_0..theta_T, ``theta_final`` (d,) and ``path``
+      (T + 1, d) or None.
     """
     return _single(Z, _check_gammas(gamma, sweep=False), _w_lr_gd, num_steps, keep_path)
 
 
-def normalized_lr_gd(Z, gamma, num_steps, keep_path=False) -> Trace:
+def normalized_lr_gd(Z: ArrayLike, gamma: float, num_steps: int, keep_path: bool = False) -> Trace:
     """Normalized LR+GD (Sec. 6): theta_{t+1} = theta_t - gamma beta_t grad f(theta_t).
 
     beta_t = 1 / mean_i sigma(-m_i), evaluated in the equivalent convex-combination form
     theta_t + gamma sum_i p_i z_i with p = softmax(-softplus(m)), finite long after separation.
     Separates within R^2/mu^2 + 2 ln(2n - 1)/(gamma mu^2) steps (Thm 6.1).
+
+    Args:
+      Z: (n, d) signed samples.
+      gamma: step size, finite and > 0.
+      num_steps: T, the number of steps (static).
+      keep_path: also return every iterate.
+
+    Returns:
+      :class:`Trace` with (T + 1,) fields over theta_0..theta_T, ``theta_final`` (d,) and ``path``
+      (T + 1, d) or None.
     """
     return _single(Z, _check_gammas(gamma, sweep=False), _w_normalized_lr_gd, num_steps, keep_path)
 
 
-def batch_perceptron(Z, num_steps, keep_path=False) -> Trace:
+def batch_perceptron(Z: ArrayLike, num_steps: int, keep_path: bool = False) -> Trace:
     """Batch Perceptron, the gamma -> inf limit of LR+GD/gamma (Thm 3.2).
 
     theta_1 = (1/(2n)) sum_i z_i (the 1/2 is sigma(0)); then theta_{t+1} = theta_t + (1/n) sum_{S_t} z_i
     with S_t = {i : m_i(theta_t) <= 0}; separates within n R^2 / mu^2 steps (Thm 3.3). Loss and gradient
     fields are the logistic ones at these iterates, so all traces are comparable.
+
+    Args:
+      Z: (n, d) signed samples.
+      num_steps: T, the number of steps (static).
+      keep_path: also return every iterate.
+
+    Returns:
+      :class:`Trace` with (T + 1,) fields over theta_0..theta_T, ``theta_final`` (d,) and ``path``
+      (T + 1, d) or None.
     """
     return _single(Z, 1.0, _w_batch_perceptron, num_steps, keep_path)
 
 
-def normalized_batch_perceptron(Z, num_steps, keep_path=False) -> Trace:
-    """Normalized Batch Perceptron (Thm 5.3): theta_{t+1} = theta_t + mean_{i in S_t} z_i."""
+def normalized_batch_perceptron(Z: ArrayLike, num_steps: int, keep_path: bool = False) -> Trace:
+    """Normalized Batch Perceptron (Sec. 5, Thm 5.3): theta_{t+1} = theta_t + mean_{i in S_t} z_i,
+    S_t = {i : m_i(theta_t) <= 0} (a zero step once S_t is empty); within R^2/mu^2 steps.
+
+    Args:
+      Z: (n, d) signed samples.
+      num_steps: T, the number of steps (static).
+      keep_path: also return every iterate.
+
+    Returns:
+      :class:`Trace` with (T + 1,) fields over theta_0..theta_T, ``theta_final`` (d,) and ``path``
+      (T + 1, d) or None.
+    """
     return _single(Z, 1.0, _w_normalized_batch_perceptron, num_steps, keep_path)
 
 
-def lr_gd_sweep(Z, gammas, num_steps, keep_path=False) -> Trace:
-    """``lr_gd`` vmapped over a 1-D array of step sizes; every field gets a leading gamma axis."""
+def lr_gd_sweep(Z: ArrayLike, gammas: ArrayLike, num_steps: int, keep_path: bool = False) -> Trace:
+    """:func:`lr_gd` vmapped over step sizes (Sec. 4, Figs. 1/4/5): one compilation for the sweep.
+
+    Args:
+      Z: (n, d) signed samples.
+      gammas: (G,) step sizes, finite and > 0.
+      num_steps: T (static).
+      keep_path: also return every iterate.
+
+    Returns:
+      :class:`Trace` whose fields have a leading (G,) axis: (G, T + 1), (G, d), (G, T + 1, d).
+    """
     return _sweep(Z, _check_gammas(gammas, sweep=True), _w_lr_gd, num_steps, keep_path)
 
 
-def normalized_lr_gd_sweep(Z, gammas, num_steps, keep_path=False) -> Trace:
-    """``normalized_lr_gd`` vmapped over a 1-D array of step sizes (leading gamma axis)."""
+def normalized_lr_gd_sweep(Z: ArrayLike, gammas: ArrayLike, num_steps: int,
+                           keep_path: bool = False) -> Trace:
+    """:func:`normalized_lr_gd` (Sec. 6) vmapped over step sizes: one compilation for the sweep.
+
+    Args:
+      Z: (n, d) signed samples.
+      gammas: (G,) step sizes, finite and > 0.
+      num_steps: T (static).
+      keep_path: also return every iterate.
+
+    Returns:
+      :class:`Trace` whose fields have a leading (G,) axis.
+    """
     return _sweep(Z, _check_gammas(gammas, sweep=True), _w_normalized_lr_gd, num_steps, keep_path)
 
 
@@ -289,20 +421,31 @@ def _perceptron_loop(Z, max_updates):
     return jnp.where(jnp.all(m > 0), k, -1), theta
 
 
-def perceptron_updates(Z, max_updates) -> tuple[int, jax.Array]:
-    """Classical (Novikoff) Perceptron, Thm 5.2: theta += z_j for the first j with m_j <= 0.
+def perceptron_updates(Z: ArrayLike, max_updates: int) -> tuple[int, jax.Array]:
+    """Classical (Novikoff) Perceptron, Thm 5.2: theta += z_j for the first j with m_j <= 0; at most
+    R^2/mu^2 updates on separable data.
 
-    Returns (number of updates until every margin is > 0, or -1 if not within max_updates, theta).
+    Args:
+      Z: (n, d) signed samples.
+      max_updates: the most updates to make.
+
+    Returns:
+      ``(k, theta)``: the number of updates until every margin is > 0 (-1 if not within
+      ``max_updates``) and the final (d,) theta.
     """
     k, theta = _perceptron_loop(_as_Z(Z), _check_steps(max_updates))
     return int(k), theta
 
 
-def separation_time(trace_or_accuracy):
-    """First t with accuracy == 1 (all margins > 0), or -1 if never within the horizon.
+def separation_time(trace_or_accuracy: Trace | ArrayLike) -> int | np.ndarray:
+    """First t with accuracy == 1 (all margins > 0, problem (1)), or -1 if never within the horizon;
+    theta_0 counts as t = 0 (the count of Table 1).
 
-    Accepts a Trace or an accuracy array; for arrays with leading (e.g. gamma) axes the last axis is
-    time and an integer array is returned.
+    Args:
+      trace_or_accuracy: a :class:`Trace` or an accuracy array (..., T + 1), time on the last axis.
+
+    Returns:
+      An int for one run, else an integer array of the leading shape (e.g. (G,) for a sweep).
     """
     acc = trace_or_accuracy.accuracy if isinstance(trace_or_accuracy, Trace) else trace_or_accuracy
     hit = np.asarray(acc) >= 1.0
@@ -334,12 +477,21 @@ def _steps_loop(Z, gamma, method, max_steps):
     return jnp.where(jnp.all(m > 0), t, -1)
 
 
-def steps_to_separate(Z, method: str, max_steps: int, gamma=1.0) -> int:
-    """Separation time of ``method`` (one of :data:`METHODS`) from theta_0 = 0, or -1 if not within
-    ``max_steps``: the same count as ``separation_time`` of the method's Trace over ``max_steps`` steps.
+def steps_to_separate(Z: ArrayLike, method: str, max_steps: int, gamma: float = 1.0) -> int:
+    """Separation time of ``method`` from theta_0 = 0 (Table 1's "# of iterations"): the same count
+    as :func:`separation_time` of the method's Trace over ``max_steps`` steps.
 
     A ``lax.while_loop`` that stops at separation; the method, gamma and max_steps are traced, so there
     is one compilation per shape and dtype of Z. ``gamma`` is ignored by the two perceptrons.
+
+    Args:
+      Z: (n, d) signed samples.
+      method: one of :data:`METHODS`.
+      max_steps: horizon.
+      gamma: step size of the two LR+GD methods, finite and > 0.
+
+    Returns:
+      The first t with every margin > 0, or -1 if not within ``max_steps``.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {METHODS}")
@@ -349,8 +501,17 @@ def steps_to_separate(Z, method: str, max_steps: int, gamma=1.0) -> int:
     return int(t)
 
 
-def until_separation(series, t_sep: int) -> np.ndarray:
-    """The part of a per-iteration series before the separation time (all of it if never separated)."""
+def until_separation(series: ArrayLike, t_sep: int) -> np.ndarray:
+    """The part of a per-iteration series before the separation time (Sec. 4: loss and gradient
+    norm before accuracy 1).
+
+    Args:
+      series: (T + 1,) values at theta_0..theta_T.
+      t_sep: separation time, or -1 (never separated: the whole series).
+
+    Returns:
+      (t_sep,) or (T + 1,) values.
+    """
     series = np.asarray(series)
     return series[:t_sep] if t_sep > 0 else series
 
@@ -364,8 +525,21 @@ class Reduction(NamedTuple):
     lr_gd_times: np.ndarray  # separation time of LR+GD for each gamma (-1 if not within T)
 
 
-def reduction_error(Z, gammas, max_steps: int = 2**20) -> Reduction:
-    """Thm 3.2 measured: E(gamma) over the Batch Perceptron's run up to its separation time."""
+def reduction_error(Z: ArrayLike, gammas: ArrayLike, max_steps: int = 2**20) -> Reduction:
+    """Thm 3.2 measured: E(gamma) = max_{t <= T} ||theta_t(gamma)/gamma - theta_hat_t|| over the Batch
+    Perceptron's run up to its separation time T.
+
+    Args:
+      Z: (n, d) signed samples.
+      gammas: (G,) step sizes of LR+GD.
+      max_steps: the most Batch Perceptron steps to find T.
+
+    Returns:
+      :class:`Reduction` with (G,) ``errors`` and ``lr_gd_times``.
+
+    Raises:
+      ValueError: the Batch Perceptron does not separate within ``max_steps``.
+    """
     gammas = check_step_sizes(gammas)
     horizon = steps_to_separate(Z, "batch_perceptron", max_steps)
     if horizon < 0:
@@ -465,8 +639,8 @@ def _normalized_min_margin(Z, w) -> float:
     return float(np.min(Z @ w) / norm) if norm > 0 else -np.inf
 
 
-def margin_certificate(Z) -> Margin:
-    """Certified bracket mu_lower <= mu <= mu_upper for the margin of Assumption 1.1.
+def margin_certificate(Z: ArrayLike) -> Margin:
+    """Certified bracket mu_lower <= mu <= mu_upper for the margin of Assumption 1.1, and R.
 
     The no-intercept hard-margin SVM (primal min ||w||^2/2 s.t. Z w >= 1, optimum 1/(2 mu^2)) is solved
     by L-BFGS-B on the dual, then exactly by a working-set least-distance program. Whatever the solver
@@ -474,6 +648,12 @@ def margin_certificate(Z) -> Margin:
     any alpha >= 0 weak duality gives D(c alpha) <= 1/(2 mu^2) whose best scale c yields
     mu_upper = ||Z^T alpha|| / sum(alpha). If no candidate separates, an LP (find w with Z w >= 1)
     decides; infeasible => separable=False with NaN margins.
+
+    Args:
+      Z: (n, d) signed samples (computed in float64).
+
+    Returns:
+      :class:`Margin`; ``w`` is the (d,) unit direction.
     """
     Z = np.asarray(Z, dtype=np.float64)
     radius = float(np.sqrt(np.max(np.sum(Z * Z, axis=1))))
@@ -491,8 +671,15 @@ def margin_certificate(Z) -> Margin:
     return Margin(_normalized_min_margin(Z, w), mu_upper, radius, True, w / np.linalg.norm(w))
 
 
-def smoothness_constant(Z) -> float:
-    """L = lambda_max(Z^T Z / n) / 4, the smoothness constant of Eq. (2); GD is stable for gamma < 2/L."""
+def smoothness_constant(Z: ArrayLike) -> float:
+    """L = lambda_max(Z^T Z / n) / 4, the smoothness constant of Eq. (2); GD is stable for gamma < 2/L.
+
+    Args:
+      Z: (n, d) signed samples (float64; dense eigvalsh up to min(n, d) = 256, else Lanczos).
+
+    Returns:
+      L.
+    """
     Z = np.asarray(Z, dtype=np.float64)
     n, d = Z.shape
     if min(n, d) <= 256:
@@ -511,6 +698,12 @@ def worst_case_dataset(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Thm 5.1 dataset: a_1 = (0.5, -1), y_1 = +1 and n - 1 copies of (-0.5, -1) with y = -1.
 
     mu = 0.5 (direction (1, 0)) and R^2 = 1.25; requires n >= 10.
+
+    Args:
+      n: number of samples, >= 10.
+
+    Returns:
+      ``(A, y)``: (n, 2) features and (n,) labels.
     """
     if n < 10:
         raise ValueError(f"Thm 5.1 worst-case dataset needs n >= 10, got n={n}")
@@ -522,22 +715,48 @@ def worst_case_dataset(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def two_point_dataset() -> tuple[np.ndarray, np.ndarray]:
-    """Thm 4.1 dataset: a_1 = (1, -1) with y = +1 and a_2 = (-1, -4) with y = -1."""
+    """Thm 4.1 dataset: a_1 = (1, -1) with y = +1 and a_2 = (-1, -4) with y = -1.
+
+    Returns:
+      ``(A, y)``: (2, 2) features and (2,) labels.
+    """
     return np.array([[1.0, -1.0], [-1.0, -4.0]]), np.array([1.0, -1.0])
 
 
-def batch_perceptron_bound(n, R, mu) -> float:
-    """Thm 3.3: the Batch Perceptron separates within n R^2 / mu^2 iterations."""
+def batch_perceptron_bound(n: int, R: float, mu: float) -> float:
+    """Thm 3.3: the Batch Perceptron separates within n R^2 / mu^2 iterations.
+
+    Args:
+      n: number of samples; R: max_i ||a_i||; mu: margin (Assumption 1.1).
+
+    Returns:
+      The bound.
+    """
     return n * R**2 / mu**2
 
 
-def perceptron_bound(R, mu) -> float:
-    """Thm 5.2 (Perceptron updates) and Thm 5.3 (Normalized Batch Perceptron): R^2 / mu^2."""
+def perceptron_bound(R: float, mu: float) -> float:
+    """Thm 5.2 (Perceptron updates) and Thm 5.3 (Normalized Batch Perceptron): R^2 / mu^2.
+
+    Args:
+      R: max_i ||a_i||; mu: margin (Assumption 1.1).
+
+    Returns:
+      The bound.
+    """
     return R**2 / mu**2
 
 
-def normalized_lr_gd_bound(n, R, mu, gamma) -> float:
-    """Thm 6.1: Normalized LR+GD separates within R^2/mu^2 + 2 ln(2n - 1) / (gamma mu^2) iterations."""
+def normalized_lr_gd_bound(n: int, R: float, mu: float, gamma: float) -> float:
+    """Thm 6.1: Normalized LR+GD separates within R^2/mu^2 + 2 ln(2n - 1) / (gamma mu^2) iterations
+    (natural log; the paper does not state the base).
+
+    Args:
+      n: number of samples; R: max_i ||a_i||; mu: margin; gamma: step size.
+
+    Returns:
+      The bound.
+    """
     return R**2 / mu**2 + 2 * math.log(2 * n - 1) / (gamma * mu**2)
 
 
@@ -552,5 +771,11 @@ def batch_perceptron_worst_case_time(n: int) -> int:
     while z_- stays positive for k < (0.625n - 1)/0.75 (true at that k for n >= 10). Hence
     t* = 1 + k = floor(0.3n + 0.2) + 1, computed in integers as (3n + 2) // 10 + 1. When n = 6 mod 10 the
     +1 margin is exactly 0 one step earlier, so a floating-point run may differ there by rounding.
+
+    Args:
+      n: number of samples, >= 10.
+
+    Returns:
+      t*.
     """
     return (3 * n + 2) // 10 + 1
