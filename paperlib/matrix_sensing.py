@@ -33,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 
 _HI = lax.Precision.HIGHEST
 
@@ -54,12 +55,16 @@ class Truth(NamedTuple):
 
 
 class SymTrace(NamedTuple):
+    """Trajectory summary of :func:`symmetric_gd`."""
+
     err: jax.Array  # (T+1,) ‖X_t X_tᵀ − M*‖_F²
     j_norm2: jax.Array  # (T+1,) ‖J_t‖_F², J = rows of X outside range(M*) (the proof's A_t)
     X: jax.Array  # X_T
 
 
 class AsymTrace(NamedTuple):
+    """Trajectory summary of :func:`asymmetric_gd`."""
+
     err: jax.Array  # (T+1,) ‖F_t G_tᵀ − M*‖_F²
     fg_gap: jax.Array  # (T+1,) ‖F_t − G_t‖_F (NaN when n1 != n2)
     switch_step: jax.Array  # step at which the rebalancing fired (-1: never)
@@ -69,6 +74,8 @@ class AsymTrace(NamedTuple):
 
 
 class SubgradTrace(NamedTuple):
+    """Trajectory summary of :func:`subgradient_method`."""
+
     err: jax.Array  # (T+1,) ‖U_t U_tᵀ − M*‖_F (not squared)
     U: jax.Array
 
@@ -76,9 +83,20 @@ class SubgradTrace(NamedTuple):
 # ------------------------------------------------------------------------------ operator
 
 
-def gaussian_sensing(key, m: int, n1: int, n2: int | None = None, symmetric: bool = False) -> Sensing:
-    """m iid Gaussian measurement matrices: N(0, 1) entries, or A_i = (G_i + G_iᵀ)/2 if ``symmetric``
-    (E<A_i, M>² = ‖M‖_F² for symmetric M; (G + Gᵀ)/√2 would double it, brief §6.1)."""
+def gaussian_sensing(key: jax.Array, m: int, n1: int, n2: int | None = None,
+                     symmetric: bool = False) -> Sensing:
+    """m iid Gaussian measurement matrices (the RIP operators of both papers' experiments).
+
+    Entries N(0, 1), or A_i = (G_i + G_iᵀ)/2 if ``symmetric`` (E<A_i, M>² = ‖M‖_F² for symmetric M;
+    (G + Gᵀ)/√2 would double it, brief §6.1). Weights 1/m, so 𝒜*𝒜 ≈ I.
+
+    Args:
+        key: PRNG key. m: number of measurements. n1, n2: matrix shape (n2 = n1 if None).
+        symmetric: symmetrise each A_i (needs n1 = n2).
+
+    Returns:
+        :class:`Sensing` with ``A`` of shape (m, n1, n2) and ``w`` (m,).
+    """
     n2 = n1 if n2 is None else n2
     if m < 1 or n1 < 1 or n2 < 1:
         raise ValueError(f"m, n1, n2 must be positive, got {m}, {n1}, {n2}")
@@ -89,22 +107,44 @@ def gaussian_sensing(key, m: int, n1: int, n2: int | None = None, symmetric: boo
     return Sensing(A, jnp.full((m,), 1.0 / m, dtype=A.dtype))
 
 
-def use_first(op: Sensing, m_used) -> Sensing:
-    """The same operator restricted to its first ``m_used`` measurements (weights 1/m_used, rest 0)."""
+def use_first(op: Sensing, m_used: int) -> Sensing:
+    """The same operator restricted to its first ``m_used`` measurements (nested operators of a
+    sweep over m, Ma & Fattahi's sample-size experiment).
+
+    Args:
+        op: stored operator, ``A`` of shape (m, n1, n2). m_used: measurements kept (≤ m).
+
+    Returns:
+        :class:`Sensing` sharing ``op.A``, weights 1/m_used on the first m_used rows, 0 elsewhere.
+    """
     m = op.A.shape[0]
     mask = jnp.arange(m) < m_used
     return Sensing(op.A, jnp.where(mask, 1.0 / m_used, 0.0).astype(op.A.dtype))
 
 
-def forward(op: Sensing | None, M) -> jax.Array:
-    """𝒜(M) = (<A_i, M>)_i, or M itself for the identity operator."""
+def forward(op: Sensing | None, M: ArrayLike) -> jax.Array:
+    """The measurement map 𝒜(M) = (<A_i, M>)_i (y = 𝒜(M*) in both papers).
+
+    Args:
+        op: operator with ``A`` (m, n1, n2), or None for the identity. M: matrix (n1, n2).
+
+    Returns:
+        Measurements of shape (m,), or M itself for the identity operator.
+    """
     if op is None:
         return M
     return jnp.einsum("mij,ij->m", op.A, M, precision=_HI)
 
 
-def adjoint(op: Sensing | None, v) -> jax.Array:
-    """𝒜*(v) = Σ_i w_i v_i A_i, or v itself for the identity operator."""
+def adjoint(op: Sensing | None, v: ArrayLike) -> jax.Array:
+    """The weighted adjoint 𝒜*(v) = Σ_i w_i v_i A_i (the gradient map of both papers' losses).
+
+    Args:
+        op: operator with ``A`` (m, n1, n2) and ``w`` (m,), or None for the identity. v: shape (m,).
+
+    Returns:
+        Matrix of shape (n1, n2), or v itself for the identity operator.
+    """
     if op is None:
         return v
     return jnp.einsum("m,mij->ij", op.w * v, op.A, precision=_HI)
@@ -123,22 +163,43 @@ def _orthonormal(key, n: int, r: int):
 
 
 def spectrum(r: int, cond: float) -> jax.Array:
-    """Singular values linspace(1, 1/cond, r): σ₁ = 1 and condition number ``cond``."""
+    """Singular values of the ground truths (our choice, brief §2.2): σ₁ = 1, σ_r = 1/cond.
+
+    Args:
+        r: rank (≥ 1). cond: condition number σ₁/σ_r (≥ 1).
+
+    Returns:
+        ``linspace(1, 1/cond, r)``, shape (r,).
+    """
     if r < 1 or cond < 1:
         raise ValueError(f"need r >= 1 and cond >= 1, got r={r}, cond={cond}")
     return jnp.linspace(1.0, 1.0 / cond, r)
 
 
-def psd_truth(key, n: int, r: int, cond: float = 1.0) -> Truth:
-    """PSD rank-r M* = U diag(s) Uᵀ with a Haar-like orthonormal U and σ₁/σ_r = cond."""
+def psd_truth(key: jax.Array, n: int, r: int, cond: float = 1.0) -> Truth:
+    """PSD rank-r ground truth M* = U diag(s) Uᵀ (Xiong et al. Sec. 3; Ma & Fattahi Sec. 1).
+
+    Args:
+        key: PRNG key. n: size. r: rank (1 ≤ r ≤ n). cond: σ₁/σ_r.
+
+    Returns:
+        :class:`Truth` with M (n, n), a Haar-like orthonormal U = V (n, r), s (r,).
+    """
     if not 1 <= r <= n:
         raise ValueError(f"need 1 <= r <= n, got r={r}, n={n}")
     U, s = _orthonormal(key, n, r), spectrum(r, cond)
     return Truth((U * s) @ U.T, U, U, s)
 
 
-def asymmetric_truth(key, n1: int, n2: int, r: int, cond: float = 1.0) -> Truth:
-    """Rank-r M* = U diag(s) Vᵀ (n1 × n2) with independent orthonormal U, V and σ₁/σ_r = cond."""
+def asymmetric_truth(key: jax.Array, n1: int, n2: int, r: int, cond: float = 1.0) -> Truth:
+    """Generic rank-r ground truth M* = U diag(s) Vᵀ (Xiong et al. Sec. 4, asymmetric case).
+
+    Args:
+        key: PRNG key. n1, n2: shape. r: rank (≤ min(n1, n2)). cond: σ₁/σ_r.
+
+    Returns:
+        :class:`Truth` with M (n1, n2), independent orthonormal U (n1, r), V (n2, r), s (r,).
+    """
     if not 1 <= r <= min(n1, n2):
         raise ValueError(f"need 1 <= r <= min(n1, n2), got r={r}, n1={n1}, n2={n2}")
     ku, kv = jax.random.split(key)
@@ -146,16 +207,32 @@ def asymmetric_truth(key, n1: int, n2: int, r: int, cond: float = 1.0) -> Truth:
     return Truth((U * s) @ V.T, U, V, s)
 
 
-def outlier_noise(key, m: int, p: float, scale: float) -> jax.Array:
-    """Outlier model: each s_i is non-zero with probability p, then uniform on [−scale, scale]."""
+def outlier_noise(key: jax.Array, m: int, p: float, scale: float) -> jax.Array:
+    """Outlier noise model (Ma & Fattahi, Sec. 1): each s_i is non-zero with probability p, then
+    uniform on [−scale, scale].
+
+    Args:
+        key: PRNG key. m: measurements. p: corrupted fraction in [0, 1]. scale: magnitude.
+
+    Returns:
+        Noise vector of shape (m,).
+    """
     _check_fraction(p)
     kb, ku = jax.random.split(key)
     hit = jax.random.bernoulli(kb, p, (m,))
     return jnp.where(hit, scale * jax.random.uniform(ku, (m,), minval=-1.0, maxval=1.0), 0.0)
 
 
-def gaussian_noise(key, m: int, p: float, nu: float) -> jax.Array:
-    """Gaussian model: each s_i is non-zero with probability p, then N(0, ν²)."""
+def gaussian_noise(key: jax.Array, m: int, p: float, nu: float) -> jax.Array:
+    """Gaussian noise model (Ma & Fattahi, Sec. 1): each s_i is non-zero with probability p, then
+    N(0, ν²).
+
+    Args:
+        key: PRNG key. m: measurements. p: noisy fraction in [0, 1]. nu: standard deviation.
+
+    Returns:
+        Noise vector of shape (m,).
+    """
     _check_fraction(p)
     kb, kn = jax.random.split(key)
     return jnp.where(jax.random.bernoulli(kb, p, (m,)), nu * jax.random.normal(kn, (m,)), 0.0)
@@ -166,9 +243,19 @@ def _check_fraction(p):
         raise ValueError(f"corruption fraction must be in [0, 1], got {p}")
 
 
-def small_init(key, n: int, k_max: int, alpha: float, k: int | None = None) -> jax.Array:
-    """α·X̃ with X̃ entries N(0, 1/k) on the first k columns and zero columns up to k_max (zero columns
-    stay zero under every method here, so runs with different k share one shape and can be vmapped)."""
+def small_init(key: jax.Array, n: int, k_max: int, alpha: float, k: int | None = None) -> jax.Array:
+    """Small random initialisation α·X̃ of both papers (Xiong et al. Sec. 3; Ma & Fattahi Alg. 1).
+
+    X̃ has entries N(0, 1/k) on the first k columns and zero columns up to k_max: zero columns stay
+    zero under every method here, so runs with different k share one shape and can be vmapped.
+
+    Args:
+        key: PRNG key. n: rows. k_max: columns of the padded shape. alpha: scale (> 0).
+        k: columns in use (k_max if None).
+
+    Returns:
+        Matrix of shape (n, k_max).
+    """
     k = k_max if k is None else k
     if not 1 <= k <= k_max:
         raise ValueError(f"need 1 <= k <= k_max, got k={k}, k_max={k_max}")
@@ -178,12 +265,40 @@ def small_init(key, n: int, k_max: int, alpha: float, k: int | None = None) -> j
     return alpha * jnp.where(jnp.arange(k_max) < k, X, 0.0)
 
 
+def psd_problem(truth_key: jax.Array, op_key: jax.Array, n: int, r: int, m: int,
+                cond: float) -> tuple[Truth, Sensing, jax.Array]:
+    """The symmetric sensing problem both papers start from: PSD rank-r M* (:func:`psd_truth`),
+    m symmetric Gaussian A_i (:func:`gaussian_sensing`) and the clean measurements y = 𝒜(M*).
+
+    Args:
+        truth_key, op_key: PRNG keys of the truth and of the operator. n: size. r: rank.
+        m: measurements. cond: σ₁/σ_r.
+
+    Returns:
+        ``(truth, op, y)`` with ``op.A`` of shape (m, n, n) and ``y`` (m,).
+    """
+    truth = psd_truth(truth_key, n, r, cond)
+    op = gaussian_sensing(op_key, m, n, symmetric=True)
+    return truth, op, forward(op, truth.M)
+
+
 # ------------------------------------------------------------------------------ paper (1): GD
 
 
 @partial(jax.jit, static_argnames="steps")
-def symmetric_gd(op, y, truth: Truth, X0, eta, steps: int) -> SymTrace:
-    """GD on the symmetric factorisation, X ← X − η sym(𝒜*(𝒜(XXᵀ) − y)) X (paper (1), Sec. 3)."""
+def symmetric_gd(op: Sensing | None, y: ArrayLike, truth: Truth, X0: ArrayLike, eta: float,
+                 steps: int) -> SymTrace:
+    """GD on the symmetric factorisation, X ← X − η sym(𝒜*(𝒜(XXᵀ) − y)) X (Xiong et al. eq. (1)
+    and Sec. 3; GD on ¼‖𝒜(XXᵀ) − y‖²).
+
+    Args:
+        op: operator (A of shape (m, n, n)) or None for 𝒜 = I. y: measurements (m,), or M* (n, n)
+        for 𝒜 = I. truth: ground truth (for the recorded errors). X0: start (n, k). eta: step.
+        steps: iterations T.
+
+    Returns:
+        :class:`SymTrace`: err and j_norm2 of shape (T+1,), X_T (n, k).
+    """
     P_perp = jnp.eye(X0.shape[0]) - truth.U @ truth.U.T
 
     def record(X):
@@ -200,18 +315,36 @@ def symmetric_gd(op, y, truth: Truth, X0, eta, steps: int) -> SymTrace:
     return SymTrace(jnp.append(err, e_T), jnp.append(j2, j_T), X)
 
 
-def rebalance(F, G, c=1.0):
-    """Our stand-in for the paper's one-step modification (eq. 5.1, whose form we could not read):
-    F ← c·F(FᵀF)^{-1/2}, G ← G(FᵀF)^{1/2}/c. FGᵀ is unchanged and σ_min(F) becomes c (brief §2.3)."""
+def rebalance(F: ArrayLike, G: ArrayLike, c: float = 1.0) -> tuple[jax.Array, jax.Array]:
+    """Our stand-in for Xiong et al.'s one-step modification (eq. 5.1, whose form we could not read):
+    F ← c·F(FᵀF)^{-1/2}, G ← G(FᵀF)^{1/2}/c. FGᵀ is unchanged and σ_min(F) becomes c (brief §2.3).
+
+    Args:
+        F: (n1, k) of full column rank. G: (n2, k). c: target singular value of F.
+
+    Returns:
+        The rebalanced ``(F, G)``, same shapes.
+    """
     lam, Q = jnp.linalg.eigh(F.T @ F)
     root = jnp.sqrt(lam)
     return c * (F @ ((Q / root) @ Q.T)), G @ ((Q * root) @ Q.T) / c
 
 
 @partial(jax.jit, static_argnames="steps")
-def asymmetric_gd(op, y, truth: Truth, F0, G0, eta, steps: int, switch_below=0.0, c=1.0) -> AsymTrace:
-    """GD on FGᵀ (paper (1), Sec. 4). If the observable residual Σ w_i r_i² first drops below
-    ``switch_below`` (0 disables), ``rebalance`` is applied once before that step (paper Sec. 5)."""
+def asymmetric_gd(op: Sensing | None, y: ArrayLike, truth: Truth, F0: ArrayLike, G0: ArrayLike,
+                  eta: float, steps: int, switch_below: float = 0.0, c: float = 1.0) -> AsymTrace:
+    """GD on FGᵀ, F ← F − ηEG, G ← G − ηEᵀF with E = 𝒜*(𝒜(FGᵀ) − y) (Xiong et al. Sec. 4). If
+    the observable residual Σ w_i r_i² first drops below ``switch_below`` (0 disables),
+    :func:`rebalance` is applied once before that step (our stand-in for Sec. 5, eq. 5.1).
+
+    Args:
+        op: operator (A of shape (m, n1, n2)) or None for 𝒜 = I. y: measurements (m,).
+        truth: ground truth. F0: (n1, k). G0: (n2, k). eta: step. steps: iterations T.
+        switch_below: trigger level of the rebalancing. c: its σ_min(F).
+
+    Returns:
+        :class:`AsymTrace`: err and fg_gap (T+1,), switch_step and product_change (scalars), F, G.
+    """
 
     def record(F, G):
         D = F @ G.T - truth.M
@@ -245,9 +378,18 @@ def _weighted_sq(op, r):
 
 
 @partial(jax.jit, static_argnames="steps")
-def subgradient_method(op: Sensing, y, truth: Truth, U0, eta0, rho, steps: int) -> SubgradTrace:
+def subgradient_method(op: Sensing, y: ArrayLike, truth: Truth, U0: ArrayLike, eta0: float,
+                       rho: float, steps: int) -> SubgradTrace:
     """SubGM on f(U) = (1/m)‖y − 𝒜(UUᵀ)‖₁ with geometric steps η_t = η₀ρᵗ (Ma & Fattahi, Alg. 1):
-    U ← U − η_t (1/m) Σ sign(<A_i, UUᵀ> − y_i)(A_i + A_iᵀ) U."""
+    U ← U − η_t (1/m) Σ sign(<A_i, UUᵀ> − y_i)(A_i + A_iᵀ) U.
+
+    Args:
+        op: operator (A of shape (m, d, d)). y: measurements (m,). truth: ground truth.
+        U0: start (d, r'). eta0: first step. rho: decay in (0, 1). steps: iterations T.
+
+    Returns:
+        :class:`SubgradTrace`: err ‖U_tU_tᵀ − M*‖_F of shape (T+1,), U_T (d, r').
+    """
 
     def record(U):
         return jnp.sqrt(jnp.sum((U @ U.T - truth.M) ** 2))
@@ -264,28 +406,63 @@ def subgradient_method(op: Sensing, y, truth: Truth, U0, eta0, rho, steps: int) 
 # ------------------------------------------------------------------------------ batches (vmap)
 
 
-def symmetric_gd_batch(op, y, truth, X0s, eta, steps: int) -> SymTrace:
-    """``symmetric_gd`` vmapped over a stack of initialisations (k via zero columns, α, seeds)."""
+def symmetric_gd_batch(op: Sensing | None, y: ArrayLike, truth: Truth, X0s: ArrayLike, eta: float,
+                       steps: int) -> SymTrace:
+    """:func:`symmetric_gd` vmapped over a stack of initialisations (k via zero columns, α, seeds).
+
+    Args:
+        op, y, truth, eta, steps: as :func:`symmetric_gd`. X0s: starts, shape (B, n, k).
+
+    Returns:
+        :class:`SymTrace` with a leading batch axis B.
+    """
     return jax.vmap(lambda X0: symmetric_gd(op, y, truth, X0, eta, steps))(X0s)
 
 
-def asymmetric_gd_batch(op, y, truth, F0s, G0s, eta, steps: int, switch_below=0.0, c=1.0) -> AsymTrace:
-    """``asymmetric_gd`` vmapped over stacks of (F0, G0)."""
+def asymmetric_gd_batch(op: Sensing | None, y: ArrayLike, truth: Truth, F0s: ArrayLike,
+                        G0s: ArrayLike, eta: float, steps: int, switch_below: float = 0.0,
+                        c: float = 1.0) -> AsymTrace:
+    """:func:`asymmetric_gd` vmapped over stacks of (F0, G0).
+
+    Args:
+        F0s: (B, n1, k). G0s: (B, n2, k). The rest as :func:`asymmetric_gd`.
+
+    Returns:
+        :class:`AsymTrace` with a leading batch axis B.
+    """
     run = lambda F0, G0: asymmetric_gd(op, y, truth, F0, G0, eta, steps, switch_below, c)  # noqa: E731
     return jax.vmap(run)(F0s, G0s)
 
 
-def subgradient_batch(op, ys, truth, U0s, eta0s, rhos, steps: int, weights=None) -> SubgradTrace:
-    """``subgradient_method`` vmapped over measurement vectors, initialisations, schedules and
-    (optionally) per-run measurement weights (a sweep over m via ``use_first`` masks)."""
+def subgradient_batch(op: Sensing, ys: ArrayLike, truth: Truth, U0s: ArrayLike, eta0s: ArrayLike,
+                      rhos: ArrayLike, steps: int, weights: ArrayLike | None = None) -> SubgradTrace:
+    """:func:`subgradient_method` vmapped over measurement vectors, initialisations, schedules and
+    (optionally) per-run measurement weights (a sweep over m via :func:`use_first` masks).
+
+    Args:
+        op: operator (A of shape (m, d, d)). ys: (B, m). truth: ground truth. U0s: (B, d, r').
+        eta0s, rhos: (B,). steps: iterations T. weights: (B, m), or None for ``op.w`` in every run.
+
+    Returns:
+        :class:`SubgradTrace` with a leading batch axis B.
+    """
     if weights is None:
         weights = jnp.broadcast_to(op.w, (len(ys),) + op.w.shape)
     run = lambda y, U0, e, r, w: subgradient_method(Sensing(op.A, w), y, truth, U0, e, r, steps)  # noqa: E731
     return jax.vmap(run)(ys, U0s, jnp.asarray(eta0s), jnp.asarray(rhos), weights)
 
 
-def l2_gd_batch(op, ys, truth, U0s, eta, steps: int) -> SymTrace:
-    """ℓ2 GD baseline (``symmetric_gd``) vmapped over measurement vectors and initialisations."""
+def l2_gd_batch(op: Sensing, ys: ArrayLike, truth: Truth, U0s: ArrayLike, eta: float,
+                steps: int) -> SymTrace:
+    """ℓ2 GD baseline of Ma & Fattahi (:func:`symmetric_gd`, GD on ¼‖𝒜(UUᵀ) − y‖²) vmapped over
+    measurement vectors and initialisations.
+
+    Args:
+        op: operator. ys: (B, m). truth: ground truth. U0s: (B, d, r). eta: step. steps: T.
+
+    Returns:
+        :class:`SymTrace` with a leading batch axis B (err squared, as in :func:`symmetric_gd`).
+    """
     return jax.vmap(lambda y, U0: symmetric_gd(op, y, truth, U0, eta, steps))(ys, U0s)
 
 
@@ -300,22 +477,60 @@ def _window(err, lo, hi):
     return t, np.log(err[t])
 
 
-def tail_rate(err, lo: float, hi: float) -> float:
-    """λ = −d ln err / dt, least squares over the iterates with lo < err < hi (linear convergence)."""
+def tail_rate(err: ArrayLike, lo: float, hi: float) -> float:
+    """Linear-convergence rate λ = −d ln err / dt (err ∝ exp(−λt), the exp(−Ω(T)) rates of Xiong et
+    al. Table 1), least squares over the iterates with lo < err < hi.
+
+    Args:
+        err: error curve, shape (T+1,). lo, hi: the fit window (≥ 10 iterates inside).
+
+    Returns:
+        λ per iteration.
+    """
     t, le = _window(err, lo, hi)
     return float(-np.polyfit(t, le, 1)[0])
 
 
-def half_window_rates(err, lo: float, hi: float) -> tuple[float, float]:
-    """Rates on the upper and lower halves (in log err) of the window: equal for linear convergence."""
+def tail_rates(err: ArrayLike, lo: float, hi: float) -> np.ndarray:
+    """:func:`tail_rate` for every run.
+
+    Args:
+        err: error curves, shape (..., T+1). lo, hi: the fit window.
+
+    Returns:
+        Rates of shape (...).
+    """
+    err = np.asarray(err)
+    flat = err.reshape(-1, err.shape[-1])
+    return np.reshape([tail_rate(e, lo, hi) for e in flat], err.shape[:-1])
+
+
+def half_window_rates(err: ArrayLike, lo: float, hi: float) -> tuple[float, float]:
+    """Rates on the upper and lower halves (in log err) of the window lo < err < hi: equal for
+    linear convergence (the test of the exp(−Ω(T)) rows of Xiong et al. Table 1).
+
+    Args:
+        err: error curve, shape (T+1,). lo, hi: the window.
+
+    Returns:
+        ``(upper-half rate, lower-half rate)``.
+    """
     t, le = _window(err, lo, hi)
     mid = 0.5 * (le.max() + le.min())
     upper, lower = le >= mid, le < mid
     return float(-np.polyfit(t[upper], le[upper], 1)[0]), float(-np.polyfit(t[lower], le[lower], 1)[0])
 
 
-def inverse_sqrt_slope(err, t_from: int) -> float:
-    """Slope of err_t^{-1/2} against t for t ≥ t_from; the 1/T² law predicts 2η/√(k − r) (brief §3, C2)."""
+def inverse_sqrt_slope(err: ArrayLike, t_from: int) -> float:
+    """Slope of err_t^{-1/2} against t for t ≥ t_from; the 1/T² law of Xiong et al. Thm 3.1 makes it
+    constant, 2η/√(k − r) for 𝒜 = I (brief §3, C2).
+
+    Args:
+        err: error curve, shape (T+1,). t_from: first iteration of the fit (≥ 10 after it).
+
+    Returns:
+        The slope.
+    """
     err = np.asarray(err, float)
     t = np.arange(t_from, err.size)
     if t.size < 10:
@@ -324,28 +539,29 @@ def inverse_sqrt_slope(err, t_from: int) -> float:
 
 
 def sublinear_slope_closed_form(eta: float, k: int, r: int) -> float:
-    """2η/√(k − r): err_t ≈ Σ_{j ≤ k−r} (s_j0^{-2} + 2ηt)^{-2} → (k − r)/(4η²t²) (brief §3, C2)."""
+    """2η/√(k − r): for 𝒜 = I, err_t ≈ Σ_{j ≤ k−r} (s_j0^{-2} + 2ηt)^{-2} → (k − r)/(4η²t²)
+    (brief §3, C2; the constant of Xiong et al.'s Ω(1/T²), Thm 3.1).
+
+    Args:
+        eta: GD step. k: columns (> r). r: rank.
+
+    Returns:
+        The asymptotic slope of err_t^{-1/2} in t.
+    """
     if k <= r:
         raise ValueError(f"the sublinear law needs k > r, got k={k}, r={r}")
     return 2.0 * eta / np.sqrt(k - r)
 
 
-def first_hit(err, level: float) -> int:
-    """First iteration t with err_t ≤ level (the end of SubGM's growth phase for level ≈ 0.1‖M*‖_F);
-    −1 if the run never gets there."""
+def first_hit(err: ArrayLike, level: float) -> int:
+    """First iteration t with err_t ≤ level (the end of SubGM's growth phase for level ≈ 0.1‖M*‖_F,
+    Ma & Fattahi Sec. 3).
+
+    Args:
+        err: error curve, shape (T+1,). level: threshold.
+
+    Returns:
+        The iteration, or −1 if the run never gets there.
+    """
     below = np.flatnonzero(np.asarray(err, float) <= level)
     return int(below[0]) if below.size else -1
-
-
-def required_measurements(m_grid, success_rate, min_rate: float) -> float:
-    """Smallest grid m from which the success rate is ≥ ``min_rate`` at that m and every larger grid m
-    (a phase-transition location robust to one lucky small m); inf if the largest m falls short."""
-    m_grid, rate = np.asarray(m_grid, float), np.asarray(success_rate, float)
-    if m_grid.shape != rate.shape or m_grid.ndim != 1 or np.any(np.diff(m_grid) <= 0):
-        raise ValueError("m_grid must be increasing and match success_rate in shape")
-    if not 0.0 < min_rate <= 1.0:
-        raise ValueError(f"min_rate must lie in (0, 1], got {min_rate}")
-    short = np.flatnonzero(rate < min_rate)
-    if short.size == 0:
-        return float(m_grid[0])
-    return float(m_grid[short[-1] + 1]) if short[-1] + 1 < m_grid.size else np.inf

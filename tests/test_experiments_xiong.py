@@ -5,8 +5,14 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 from paperlib import matrix_sensing as ms  # noqa: E402
 from paperlib.experiments import xiong as ex  # noqa: E402
@@ -29,7 +35,7 @@ def test_sublinear_summary_recovers_known_slopes():
 def test_rate_helpers_over_runs():
     t = np.arange(3000.0)
     err = np.stack([np.exp(-0.03 * t), np.exp(-0.05 * t)])[None]
-    np.testing.assert_allclose(ex.tail_rates(err, 1e-26, 1e-3), [[0.03, 0.05]], rtol=1e-10)
+    np.testing.assert_allclose(ms.tail_rates(err, 1e-26, 1e-3), [[0.03, 0.05]], rtol=1e-10)
     np.testing.assert_allclose(ex.half_rate_ratio(err, 1e-26, 1e-3), [[1.0, 1.0]], rtol=1e-10)
     bent = np.exp(-0.03 * t - 1e-5 * t ** 2)  # rate grows with t: lower-half rate > upper-half rate
     assert ex.half_rate_ratio(bent, 1e-26, 1e-3) > 1.05
@@ -99,10 +105,72 @@ def test_curse_of_symmetry_equal_factors_follow_a_numpy_symmetric_loop():
 @pytest.mark.parametrize("change", [dict(alphas_sym=[0.1, 0.2]), dict(k_sym=[3, 4]),
                                     dict(alphas=[0.05, 0.2, 0.1]), dict(seeds=1)])
 def test_validate_rejects_bad_settings(change):
-    from types import SimpleNamespace
     base = dict(n=20, r=2, m=100, cond=2.0, eta=0.2, seeds=2, k_sym=[2, 3],
                 alphas_sym=[0.1, 0.2, 0.3], k_asym=4, alphas=[0.05, 0.1, 0.2], steps_sym=300,
                 steps_asym=300, steps_mod=300, switch_below=1e-4)
     ex.validate(SimpleNamespace(**base), [0.05, 0.1, 0.2])
     with pytest.raises(ValueError):
         ex.validate(SimpleNamespace(**dict(base, **change)), [0.05, 0.1, 0.2])
+
+
+T, ETA = 4000, 0.2
+CFG = SimpleNamespace(n=6, r=1, m=100, eta=ETA, seeds=2, k_sym=[1, 2, 5], alphas_sym=[0.1, 0.2, 0.3],
+                      k_asym=3, alphas=[0.05, 0.1, 0.2], steps_mod=T, switch_below=1e-4)
+
+
+def _synthetic_sym():
+    """k = r: exp(−0.02t); k > r: (k − r)(1 + 2ηt)^−2, whose err^{-1/2} slope is the closed form
+    2η/√(k − r) exactly; ‖J‖² chosen so that err/(‖J‖⁴/(n − r)) = 2."""
+    t = np.arange(T + 1.0)
+    curves = [np.exp(-0.02 * t)] + [(k - 1) * (1 + 2 * ETA * t) ** -2.0 for k in CFG.k_sym[1:]]
+    err = np.broadcast_to(np.stack(curves), (2, CFG.seeds, 3, 3, T + 1))
+    return ex.SymSweep(err, np.sqrt(err * 5 / 2), None)
+
+
+def _synthetic_asym():
+    """Vanilla exp(−cα²t) (c = 3), k = r exp(−0.05t), after the step exp(−0.04t) for every α."""
+    t = np.arange(T + 1.0)
+    a = np.asarray(CFG.alphas)[:, None]
+    vanilla = np.broadcast_to(np.exp(-3.0 * a ** 2 * t), (CFG.seeds, 3, T + 1))
+    modified = np.broadcast_to(np.exp(-0.04 * t), (CFG.seeds, 3, T + 1))
+    exact = np.broadcast_to(np.exp(-0.05 * t), (CFG.seeds, T + 1))
+    return ex.AsymSweep(vanilla, exact, modified, np.full((CFG.seeds, 3), 100),
+                        np.zeros((CFG.seeds, 3)))
+
+
+def test_symmetric_analysis_on_curves_with_known_rates_and_slopes():
+    an = ex.symmetric_analysis(_synthetic_sym(), CFG.k_sym, CFG.r, CFG.n, ETA)
+    assert (an.i_r, an.i_over, an.k_over) == (0, [1, 2], [2, 5])
+    np.testing.assert_allclose(an.target, [2 * ETA, 2 * ETA / 2], rtol=1e-12)
+    for o in range(2):
+        np.testing.assert_allclose(an.ratio[o], 1.0, rtol=1e-8)
+        np.testing.assert_allclose(an.lin[o], 1.0, rtol=1e-8)
+        np.testing.assert_allclose(an.floor[o], np.exp(-0.02 * T), rtol=1e-12)
+        np.testing.assert_allclose(an.summ[o]["bound"], 2.0, rtol=1e-12)
+        assert an.rate[o] == pytest.approx(0.02, rel=1e-8)
+
+
+def test_asymmetric_analysis_on_curves_with_known_rates():
+    an = ex.asymmetric_analysis(_synthetic_asym(), CFG.alphas, [0.1, 0.2])
+    assert an.i_claim == [1, 2]
+    np.testing.assert_allclose(an.van_rates, 3.0 * np.asarray(CFG.alphas) ** 2 * np.ones((2, 1)),
+                               rtol=1e-8)
+    np.testing.assert_allclose(an.ratio_a2, 3.0, rtol=1e-8)
+    np.testing.assert_allclose(an.exact_rates, 0.05, rtol=1e-8)
+    np.testing.assert_allclose(an.mod_rates, 0.04, rtol=1e-8)
+    np.testing.assert_allclose(np.concatenate([an.lin.ravel(), an.exact_lin]), 1.0, rtol=1e-8)
+    assert an.switch.shape == an.jump.shape == (2, 2)
+
+
+def test_figures_and_table_draw():
+    sym, asym = _synthetic_sym(), _synthetic_asym()
+    san = ex.symmetric_analysis(sym, CFG.k_sym, CFG.r, CFG.n, ETA)
+    aan = ex.asymmetric_analysis(asym, CFG.alphas, CFG.alphas)
+    t = np.arange(T + 1.0)
+    curse = {"equal": (1 + t) ** -2.0, "imbalanced": np.exp(-0.01 * t), "gap": np.zeros(T + 1)}
+    for fig in (ex.symmetric_figure(sym, san, CFG), ex.alpha_figure(asym, aan, CFG),
+                ex.modification_figure(asym, aan, CFG, CFG.alphas), ex.curse_figure(curse, CFG, 0.1)):
+        assert len(fig.axes) >= 2
+        plt.close(fig)
+    table = ex.table1_markdown(san, aan, -1.9, CFG, CFG.alphas)
+    assert table.count("\n") == 1 + 1 + 2 + 4 and "0.0200" in table

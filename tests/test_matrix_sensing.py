@@ -179,14 +179,21 @@ def test_rate_helpers_recover_known_rates():
     assert ms.sublinear_slope_closed_form(0.2, 4, 2) == pytest.approx(0.4 / np.sqrt(2))
 
 
-def test_first_hit_and_required_measurements_by_brute_force():
+def test_first_hit_by_brute_force():
     err = np.array([1.0, 0.7, 0.2, 0.3, 0.09, 0.05])
     assert ms.first_hit(err, 0.1) == 4 and ms.first_hit(err, 0.2) == 2 and ms.first_hit(err, 1e-3) == -1
-    grid = [100, 150, 200, 250, 300]
-    # a lucky small m (rate 1 at 100) is ignored: the requirement holds from 200 on
-    assert ms.required_measurements(grid, [1.0, 0.5, 0.875, 1.0, 1.0], 7 / 8) == 200
-    assert ms.required_measurements(grid, [1.0] * 5, 7 / 8) == 100
-    assert ms.required_measurements(grid, [1.0, 1.0, 1.0, 1.0, 0.75], 7 / 8) == np.inf
+
+
+def test_tail_rates_over_runs_and_psd_problem_is_truth_operator_and_clean_measurements():
+    t = np.arange(500.0)
+    err = np.exp(-np.array([[0.1], [0.2]]) * t)
+    np.testing.assert_allclose(ms.tail_rates(err[None], 1e-20, 1e-2), [[0.1, 0.2]], rtol=1e-10)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(8))
+    truth, op, y = ms.psd_problem(k1, k2, 4, 2, 30, 2.0)
+    np.testing.assert_array_equal(truth.M, ms.psd_truth(k1, 4, 2, 2.0).M)
+    np.testing.assert_array_equal(op.A, ms.gaussian_sensing(k2, 30, 4, symmetric=True).A)
+    np.testing.assert_allclose(y, np.asarray(op.A).reshape(30, -1) @ np.asarray(truth.M).ravel(),
+                               rtol=1e-10)
 
 
 @pytest.mark.parametrize("call", [
@@ -199,8 +206,6 @@ def test_first_hit_and_required_measurements_by_brute_force():
     lambda: ms.small_init(jax.random.PRNGKey(0), 5, 3, -0.1),
     lambda: ms.tail_rate(np.ones(5), 1e-3, 1e-1),
     lambda: ms.sublinear_slope_closed_form(0.2, 2, 2),
-    lambda: ms.required_measurements([200, 100], [1.0, 1.0], 0.5),
-    lambda: ms.required_measurements([100, 200], [1.0, 1.0], 0.0),
 ])
 def test_bad_input_raises_value_error(call):
     with pytest.raises(ValueError):
