@@ -6,9 +6,15 @@ import jax
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from scipy import integrate, stats  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
 
 from paperlib import matrix_sensing as ms  # noqa: E402
 from paperlib.experiments import ma as ex  # noqa: E402
@@ -86,3 +92,73 @@ def test_l2_runs_match_a_numpy_least_squares_loop():
         E = (A.T @ ((A @ (U @ U.T).ravel() - y) / 60)).reshape(4, 4)
         U = U - 0.2 * 0.5 * (E + E.T) @ U
     assert out[0, -1] == pytest.approx(np.linalg.norm(U @ U.T - M), rel=1e-9)
+
+
+def test_growth_budget_is_the_log_ratio_over_the_sign_rip_rate():
+    """exp(2φσ_r B/‖M*‖) = 1/α with φ = √(2/π)(1 − p)."""
+    B = ex.growth_budget(1e-3, 1.5, 0.2, 0.5)
+    phi = np.sqrt(2 / np.pi) * 0.8
+    assert np.exp(2 * phi * 0.5 * B / 1.5) == pytest.approx(1e3, rel=1e-12)
+
+
+def test_threshold_summary_by_brute_force():
+    grid, ranks = [10, 20, 30], [1, 2, 4]
+    rel = np.array([[[1e-7, 1e-7, 1e-7], [0.5, 1e-3, 1e-3], [0.5, 0.5, 1e-3]],
+                    [[0.5, 1e-7, 1e-7], [0.5, 0.5, 1e-3], [0.5, 0.5, 0.5]]])
+    th = ex.threshold_summary(rel, grid, ranks, 6, 1e-3)  # tol 1e-2, censoring at 40
+    assert (th.tol, th.beyond) == (pytest.approx(1e-2), 40)
+    np.testing.assert_array_equal(th.m_c, [[10, 20, 30], [20, 30, 40]])
+    np.testing.assert_array_equal(th.m_exact, [[10, 40, 40], [20, 40, 40]])
+    np.testing.assert_allclose(th.exact_any, [5 / 6, 0, 0])
+    np.testing.assert_array_equal(th.diff, [[10, 20], [10, 20]])
+    np.testing.assert_allclose(th.ratio, [[2, 3], [1.5, 2]])
+    np.testing.assert_allclose(th.params, [11 / 6, 18 / 6])  # 6·2 − 1, 6·4 − 6 over 6
+
+
+def test_outlier_noise_and_dense_runs_match_their_single_run_protocols():
+    key = jax.random.PRNGKey(7)
+    inst = ex.outlier_instances(key, 2, 4, 1, 40, 1.0, 0.2, 5.0)
+    ref = ex.make_instance(jax.random.fold_in(key, 1), 4, 1, 40, 1.0, 0.2, 5.0, 0.0, 0.0)
+    np.testing.assert_array_equal(inst[1].s_out, ref.s_out)
+    runs = ex.outlier_runs(inst, [1, 4], 1e-2, [1.0, 0.1, 1e-2], 0.3, 0.95, 200)
+    y = jnp.broadcast_to(ref.y0 + ref.s_out, (5, 40))
+    alone = ex.subgm_runs(ref, y, [1, 4, 4, 4, 4], [1e-2, 1e-2, 1.0, 0.1, 1e-2], 0.3, 0.95, 200)
+    np.testing.assert_allclose(runs.rank_runs[1], alone[:2], rtol=1e-12)
+    np.testing.assert_allclose(runs.large[1], alone[2], rtol=1e-12)
+    np.testing.assert_allclose(runs.floors[1], alone[2:, -1], rtol=1e-12)
+    slope = np.diff(np.log(alone[3:, -1]))[0] / np.diff(np.log([0.1, 1e-2]))[0]  # two points
+    assert runs.floor_slopes[1] == pytest.approx(slope, rel=1e-9)
+    norm = float(np.linalg.norm(ref.truth.M))
+    assert runs.t_grow[1, 0] == np.flatnonzero(alone[0] <= 0.1 * norm)[0]
+    nr = ex.noise_runs(inst, [0.0, 0.3], 1.0, 1, 1e-2, 0.3, 0.95, 200, 0.2, 20)
+    assert nr.l1.shape == (2, 4, 201) and nr.l2.shape == (2, 4, 21)
+    np.testing.assert_array_equal(nr.frac_l1[1, 1], nr.l1[1, 2:, -1])  # Gaussian block second
+    np.testing.assert_array_equal(nr.l1[:, 0], nr.l1[:, 2])  # p = 0: clean data in both models
+    assert np.all(nr.frac_l2[:, 0, 1] > 10 * nr.frac_l1[:, 0, 1])  # SubGM recovers, l2 GD does not
+    dn = ex.dense_runs(inst, [0.5], 1.0, 1e-2, 0.3, 0.97, 20, 0.01, 0.99)
+    single = ex.dense_noise(inst[1], [0.5], 1.0, 1e-2, 0.3, 0.97, 20, 0.01, 0.99)
+    np.testing.assert_array_equal(dn["f_star"][1], single["f_star"])
+    np.testing.assert_array_equal(dn["below"], dn["f_local"] < dn["f_star"])
+
+
+def test_figures_and_text_draw():
+    cfg = SimpleNamespace(steps=50, l2_steps=20, ranks=[1, 2, 4], alpha=1e-3, d=4, r=1, m=40,
+                          p_out=0.2, rho=0.97, floor_alphas=[1.0, 1e-2, 1e-3], seeds=2,
+                          fractions=[0.0, 0.4], nu=1.0, dense_fractions=[0.5, 0.9],
+                          m_grid=[10, 20, 30], sweep_seeds=2)
+    t = np.arange(51.0)
+    curves = np.broadcast_to(np.exp(-0.1 * t), (2, 3, 51))
+    runs = ex.OutlierRuns(curves, curves[:, 0], np.full((2, 3), 1e-3), np.full(2, 0.1),
+                          np.full((2, 3), 5), np.ones(2))
+    nr = ex.NoiseRuns(curves[:, :2].repeat(2, 1), np.ones((2, 4, 21)), np.full((2, 2, 2), 1e-9),
+                      np.ones((2, 2, 2)))
+    dn = {"err": np.full((2, 2), 1e-9), "err_local": np.full((2, 2), 1e-2),
+          "below": np.array([[False, True], [False, False]])}
+    rel = np.full((2, 3, 3), 1e-7)
+    th = ex.threshold_summary(rel, cfg.m_grid, cfg.ranks, cfg.d, cfg.alpha)
+    for fig in (ex.overparam_figure(runs, cfg), ex.noise_figure(nr, cfg), ex.dense_figure(dn, cfg),
+                ex.samples_figure(rel, th, cfg)):
+        assert fig.axes
+        plt.close(fig)
+    assert "10 ± 0" in ex.samples_markdown(th, cfg)
+    assert ex.threshold_report(th, cfg.ranks).count("\n") == 3
