@@ -11,7 +11,6 @@ import pytest
 matplotlib.use("Agg")
 jax.config.update("jax_enable_x64", True)
 
-from paperlib import linalg  # noqa: E402
 from paperlib import stability as st  # noqa: E402
 from paperlib.experiments import wu as wx  # noqa: E402
 from paperlib.image_sets import ImageSet  # noqa: E402
@@ -59,17 +58,20 @@ def test_per_seed_tables_and_spread():
     assert wx.spread([1.0, np.nan, 3.0]) == 1.0
 
 
-def test_train_to_minimum_stops_at_the_rule_and_equals_one_long_gd_run():
-    th0 = jnp.zeros(3)
-    run, done = wx.train_to_minimum(lin, th0, X, Y, [0.1, 0.2], None, 1000, 1e-6,
+def _numpy_gd(lr, steps):
+    Xn, Yn, w = np.asarray(X), np.asarray(Y), np.zeros(3)
+    for _ in range(steps):
+        w = w - lr * Xn.T @ (Xn @ w - Yn) / len(Xn)
+    return w, 0.5 * np.mean((Xn @ w - Yn) ** 2)
+
+
+def test_train_to_minimum_stops_at_the_rule_and_equals_plain_gd():
+    run, done = wx.train_to_minimum(lin, jnp.zeros(3), X, Y, [0.1, 0.2], None, 1000, 1e-6,
                                     jax.random.PRNGKey(0))
     assert np.all(np.asarray(run.final_loss) < 1e-6) and done % 100 == 0 and done < 1000
-    whole = st.train(lin, jnp.stack([th0, th0]), X, Y, [0.1, 0.2], steps=done, batch_size=None,
-                     key=jax.random.PRNGKey(0), record_every=10)
-    np.testing.assert_allclose(run.theta, whole.theta, rtol=1e-9, atol=1e-12)
-    prev = st.train(lin, jnp.stack([th0, th0]), X, Y, [0.1, 0.2], steps=done - 100, batch_size=None,
-                    key=jax.random.PRNGKey(0), record_every=10)
-    assert not np.all(np.asarray(prev.final_loss) < 1e-6)  # it did not stop late
+    for lr, theta in zip([0.1, 0.2], np.asarray(run.theta)):  # GD on the linear model, in numpy
+        np.testing.assert_allclose(theta, _numpy_gd(lr, done)[0], rtol=1e-9, atol=1e-12)
+    assert max(_numpy_gd(lr, done - 100)[1] for lr in (0.1, 0.2)) >= 1e-6  # it did not stop late
 
 
 def test_lr_figure_draws_three_panels():
@@ -225,8 +227,14 @@ def test_relu_anchors_agree_with_dense_linear_algebra():
     m, d, n = 3, 4, 10
     X = jnp.asarray(rng.standard_normal((n, d)))
     theta = jnp.asarray(rng.standard_normal(m * (d + 1)))
-    J = np.asarray(linalg.output_jacobian(st.relu_predict, theta, X))
-    np.testing.assert_allclose(wx.relu_jacobian_numpy(np.asarray(theta), np.asarray(X)), J, rtol=1e-12)
+    J = wx.relu_jacobian_numpy(np.asarray(theta), np.asarray(X))
+
+    def f(t):  # the network in numpy, for central differences of the hand-written Jacobian
+        return np.maximum(np.asarray(X) @ t[m:].reshape(m, d).T, 0) @ t[:m]
+
+    eye = 1e-6 * np.eye(m * (d + 1))
+    fd = np.stack([(f(np.asarray(theta) + e) - f(np.asarray(theta) - e)) / 2e-6 for e in eye], 1)
+    np.testing.assert_allclose(J, fd, rtol=1e-6, atol=1e-8)
     y = J[:, :m] @ np.asarray(theta[:m])  # f = sum_j a_j relu(w_j . x): an interpolating minimum, H = G
     ev = np.linalg.eigvalsh(J.T @ J / n)
     res = dict(ok=np.array([True, False]), run=st.Run(jnp.stack([theta, 0 * theta]), None, None, None),

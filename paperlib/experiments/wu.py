@@ -46,6 +46,9 @@ def validate(cfg) -> None:
     Args:
       cfg: the resolved settings (``profiles.resolve_from``).
 
+    Returns:
+      None.
+
     Raises:
       ValueError: naming the knob and the rule it breaks.
     """
@@ -191,7 +194,14 @@ def monte_carlo_moments(rng: np.random.Generator, key: jax.Array, runs: int, ste
 
 
 def moment_table(check: MomentCheck, steps: int) -> str:
-    """Markdown table of :func:`monte_carlo_moments`."""
+    """Markdown table of :func:`monte_carlo_moments`.
+
+    Args:
+      check: its result; steps: the horizon t.
+
+    Returns:
+      The table as a Markdown string.
+    """
     head = (f"| B | replacement | ρ(𝒯) at 1.05 η* | Monte-Carlo E‖Δ_{steps}‖²/Tr S₀ "
             f"| Tr 𝒯^{steps}(S₀)/Tr S₀ | exact s.e. | sample s.e. |\n|---|---|---|---|---|---|---|\n")
     return head + "\n".join(f"| {b} | {r} | {rho:.5f} | {m:.4f} | {ex:.4f} | {se:.4f} | {ses:.4f} |"
@@ -204,7 +214,14 @@ TRACE_CASES = ((1, True), (2, True), (3, True), (2, False), (3, False))
 
 
 def random_instance(rng: np.random.Generator) -> np.ndarray:
-    """(n, p) Gaussian per-sample gradients with random norms, n in [2, 6], p in [1, 4]."""
+    """A random rank-one instance of the trace theorem (Section 2).
+
+    Args:
+      rng: numpy generator (draws n, p, then the gradients and their norms).
+
+    Returns:
+      (n, p) Gaussian per-sample gradients with random norms in [0.2, 2], n in [2, 6], p in [1, 4].
+    """
     n, p = int(rng.integers(2, 7)), int(rng.integers(1, 5))
     return rng.standard_normal((n, p)) * rng.uniform(0.2, 2.0, (n, 1))
 
@@ -249,24 +266,52 @@ def trace_survey(instances: list, edge_checks: int = 100) -> TraceSurvey:
 
 
 def eta_star_by_batch(g: ArrayLike, batch_sizes=range(1, 7)) -> dict[bool, list[float]]:
-    """eta*(B) for each batch size and both schemes: {replacement: [eta*(B) ...]}."""
+    """eta*(B) of one instance for each batch size and both schemes (monotone in B, Section 2).
+
+    Args:
+      g: (n, p) per-sample gradients; batch_sizes: the B values (<= n).
+
+    Returns:
+      {replacement: [eta*(B) for B in batch_sizes]}.
+    """
     Hs = st.rank_one_hessians(g)
     return {rep: [st.max_stable_lr(Hs, b, rep) for b in batch_sizes] for rep in (True, False)}
 
 
 def six_sample_instance(instances: list, rng: np.random.Generator) -> np.ndarray:
-    """The first instance with n = 6 samples, else a fresh (6, 3) Gaussian one from ``rng``."""
+    """The instance of the eta*(B) figure.
+
+    Args:
+      instances: list of (n, p) per-sample gradients; rng: draws a fresh one if none has n = 6.
+
+    Returns:
+      The first instance with n = 6 samples, else a (6, 3) Gaussian one.
+    """
     six = [g for g in instances if g.shape[0] == 6]
     return six[0] if six else rng.standard_normal((6, 3))
 
 
 def scheme(key: tuple) -> str:
-    """'B=2, with' style label of a (B, replacement) pair."""
+    """Label of a sampling scheme.
+
+    Args:
+      key: (B, replacement).
+
+    Returns:
+      e.g. ``"B=2, with"``.
+    """
     return f"B={key[0]}, {'with' if key[1] else 'without'}"
 
 
 def trace_table(survey: TraceSurvey) -> str:
-    """Markdown table of the largest ratios per (B, scheme), and a sentence on their tightness."""
+    """The largest ratios per (B, scheme), and a sentence on their tightness.
+
+    Args:
+      survey: :func:`trace_survey`'s result.
+
+    Returns:
+      Markdown string.
+    """
     head = ("| B | sampling | instances | max Tr H·η*/2 (B-free form) "
             "| max c_{B,n}·Tr H·η*/2 (B-dependent form) |\n|---|---|---|---|---|\n")
     table = head + "\n".join(f"| {k[0]} | {'with' if k[1] else 'without'} replacement | {len(v)} "
@@ -284,7 +329,14 @@ def trace_table(survey: TraceSurvey) -> str:
 
 def trace_figure(survey: TraceSurvey, g6: np.ndarray, eta_vs_B: dict) -> plt.Figure:
     """Ratios per (B, scheme) (B-free and B-dependent forms, jittered) and eta*(B) of a 6-sample
-    instance against GD's 2/lambda_max(H)."""
+    instance against GD's 2/lambda_max(H).
+
+    Args:
+      survey: :func:`trace_survey`'s result; g6: (6, p) instance; eta_vs_B: :func:`eta_star_by_batch`.
+
+    Returns:
+      The figure (three panels).
+    """
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
     for j, v in enumerate(survey.ratio.values()):
         x = j + 0.25 * np.random.default_rng(j).uniform(-1, 1, len(v))
@@ -344,7 +396,14 @@ def toy_experiment(eta: float, runs: int, key: jax.Array, steps: int = 500) -> T
 
 
 def toy_figure(toy: ToyResult, eta: float) -> plt.Figure:
-    """The toy's losses with the SGD/GD end points, and the exact 1-D stable region at ``eta``."""
+    """The toy's losses with the SGD/GD end points, and the exact 1-D stable region at ``eta``.
+
+    Args:
+      toy: :func:`toy_experiment`'s result; eta: its learning rate.
+
+    Returns:
+      The figure (two panels).
+    """
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     xs = jnp.linspace(-0.6, 1.6, 600)
     fs = np.asarray(jax.vmap(st.toy_sample_losses)(xs))
@@ -465,9 +524,16 @@ def sgd_and_gd(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array,
 
 
 def add_dln_summaries(res: dict, X: jax.Array, beta_star: jax.Array) -> None:
-    """Adds to each method of a diagonal-net :func:`sgd_and_gd` result: ``l1`` ||beta||_1, ``test``
-    1/2 ||beta - beta*||^2 (the test error for x ~ N(0, I)), ``balance`` r(theta), and ``init``
-    (R, 2) Tr G and lambda_max(G) at theta_0."""
+    """Adds to each method of a diagonal-net :func:`sgd_and_gd` result, in place: ``l1`` (R,)
+    ||beta||_1, ``test`` (R,) 1/2 ||beta - beta*||^2 (the test error for x ~ N(0, I)), ``balance``
+    (R,) r(theta), and ``init`` (R, 2) Tr G and lambda_max(G) at theta_0.
+
+    Args:
+      res: {method: dict} from :func:`sgd_and_gd`; X: (n, d) training inputs; beta_star: (d,).
+
+    Returns:
+      None (``res`` is updated).
+    """
     for r in res.values():
         beta = np.asarray(jax.vmap(st.dln_beta)(r["run"].theta))
         r["l1"] = np.abs(beta).sum(1)
@@ -478,8 +544,16 @@ def add_dln_summaries(res: dict, X: jax.Array, beta_star: jax.Array) -> None:
 
 
 def add_relu_summaries(res: dict, X_test: jax.Array, y_test: jax.Array) -> None:
-    """Adds to each method of a ReLU-net :func:`sgd_and_gd` result: ``test`` 1/2 MSE on the test set
-    and ``path`` the path norm ||theta||_P (NaN for diverged runs), and the input dimension ``d``."""
+    """Adds to each method of a ReLU-net :func:`sgd_and_gd` result, in place: ``test`` (R,) 1/2 MSE
+    on the test set, ``path`` (R,) the path norm ||theta||_P (NaN for diverged runs) and the input
+    dimension ``d``.
+
+    Args:
+      res: {method: dict} from :func:`sgd_and_gd`; X_test: (n_test, d); y_test: (n_test,).
+
+    Returns:
+      None (``res`` is updated).
+    """
     d = X_test.shape[1]
     for r in res.values():
         r["d"] = d
@@ -490,23 +564,52 @@ def add_relu_summaries(res: dict, X_test: jax.Array, y_test: jax.Array) -> None:
 
 
 def per_lr_mean(res: dict, field: str, lrs) -> np.ndarray:
-    """Mean of ``res[field]`` over the converged runs at each learning rate (NaN where none)."""
+    """Mean of ``res[field]`` over the converged runs at each learning rate.
+
+    Args:
+      res: one method's sweep dict (``L``, ``ok``, ``field``); field: a per-run (R,) entry; lrs: grid.
+
+    Returns:
+      (len(lrs),) means, NaN where no run converged.
+    """
     sel = [(res["L"] == lr) & res["ok"] for lr in lrs]
     return np.array([np.mean(res[field][s]) if np.any(s) else np.nan for s in sel])
 
 
 def per_seed(res: dict, values: ArrayLike, lrs) -> np.ndarray:
-    """(seeds, len(lrs)) array of a per-run quantity, NaN where the run did not converge."""
+    """A per-run quantity as a table, one row per seed (runs are seed-major).
+
+    Args:
+      res: one method's sweep dict (``ok``); values: (R,) per-run values; lrs: the grid.
+
+    Returns:
+      (seeds, len(lrs)) array, NaN where the run did not converge.
+    """
     return np.where(res["ok"], values, np.nan).reshape(-1, len(lrs))
 
 
 def spread(v: ArrayLike) -> float:
-    """Relative spread (max - min) / mean, ignoring NaN."""
+    """Relative spread (max - min) / mean, ignoring NaN.
+
+    Args:
+      v: values, any shape.
+
+    Returns:
+      The spread.
+    """
     return float((np.nanmax(v) - np.nanmin(v)) / np.nanmean(v))
 
 
 def max_ratio(res: dict, column: int, sel: np.ndarray | None = None) -> float:
-    """max over the selected runs (default: converged) of sharpness[:, column] * eta / 2."""
+    """Sharpness against the stability bound 2/eta: max over runs of sharpness[:, column] * eta / 2.
+
+    Args:
+      res: one method's sweep dict; column: 0 Tr G, 1 ||G||_F, 2 lambda_max(G);
+      sel: (R,) bool runs to include (default: the converged ones).
+
+    Returns:
+      The largest ratio.
+    """
     sel = res["ok"] if sel is None else sel
     return float(np.max(res["sharp"][sel, column] * res["L"][sel] / 2))
 
@@ -514,7 +617,14 @@ def max_ratio(res: dict, column: int, sel: np.ndarray | None = None) -> float:
 def seed_trend(res: dict, field: str, lrs, converged_only: bool = True) -> list[float]:
     """Spearman correlation of ``res[field]`` with the learning rate, one value per seed, over the
     learning rates where that seed's run converged (``converged_only``), or over all of them (then
-    a run that did not converge makes that seed's value NaN)."""
+    a run that did not converge makes that seed's value NaN).
+
+    Args:
+      res: one method's sweep dict; field: a per-run entry; lrs: the grid.
+
+    Returns:
+      One correlation per seed (-1: strictly falling with eta).
+    """
     rows = per_seed(res, res[field], lrs)
     if not converged_only:
         return [float(spearmanr(lrs, r)[0]) for r in rows]
@@ -522,24 +632,54 @@ def seed_trend(res: dict, field: str, lrs, converged_only: bool = True) -> list[
 
 
 def last_lr_ratio(res: dict, column: int, lrs) -> np.ndarray:
-    """Per seed, sharpness[:, column] * eta / 2 at the largest learning rate (NaN if not converged)."""
+    """sharpness[:, column] * eta / 2 at the largest learning rate, per seed.
+
+    Args:
+      res: one method's sweep dict; column: as in :func:`max_ratio`; lrs: the grid.
+
+    Returns:
+      (seeds,) ratios, NaN where the run did not converge.
+    """
     return per_seed(res, res["sharp"][:, column] * res["L"] / 2, lrs)[:, -1]
 
 
 def max_path_ratio(res: dict) -> float:
-    """max over converged ReLU runs of sqrt(d) ||theta||_P / Tr G (<= 1 by AM-GM, population form)."""
+    """max over converged ReLU runs of sqrt(d) ||theta||_P / Tr G (<= 1 by AM-GM in the population
+    form of :func:`paperlib.stability.relu_trace`).
+
+    Args:
+      res: a ReLU method's sweep dict after :func:`add_relu_summaries`.
+
+    Returns:
+      The largest ratio.
+    """
     ok = res["ok"]
     return float(np.max(np.sqrt(res["d"]) * res["path"][ok] / res["sharp"][ok, 0]))
 
 
 def converged_lrs(res: dict, lrs) -> list[list[float]]:
-    """Per seed, the learning rates at which the run converged."""
+    """The learning rates at which each seed's run converged.
+
+    Args:
+      res: one method's sweep dict; lrs: the grid.
+
+    Returns:
+      One list of learning rates per seed.
+    """
     return [[lr for lr, c in zip(lrs, row) if c] for row in res["ok"].reshape(-1, len(lrs))]
 
 
 def gd_flat_spread(G: dict, lrs) -> tuple[list[float], list[float]]:
-    """GD below its edge (eta lambda_max(G(theta_0)) < 2 for every seed): the flat learning rates and
-    the largest over seeds of the relative spread across them of Tr G, ||beta||_1 and test error."""
+    """GD below its edge (eta lambda_max(G(theta_0)) < 2 for every seed), where the paper's GD curves
+    are flat.
+
+    Args:
+      G: the diagonal net's GD sweep dict after :func:`add_dln_summaries`; lrs: the GD grid.
+
+    Returns:
+      (the flat learning rates, [largest over seeds of the relative spread across them of Tr G,
+      ||beta||_1, test error]).
+    """
     flat = G["L"] * G["init"][:, 1] < 2
     flat_lrs = [lr for lr in lrs if np.all(flat[G["L"] == lr])]
     Gf = {**G, "ok": G["ok"] & flat}
@@ -582,8 +722,15 @@ def lr_figure(res_sgd: dict, res_gd: dict, lrs_sgd, lrs_gd, norm_field: str, nor
 
 
 def sweep_table(res: dict, columns: dict[str, Callable]) -> str:
-    """Markdown table, one row per run: method, eta, Tr G eta/2, lambda_max eta/2 and ``columns``
-    ({header: f(res_of_method, run_index) -> str})."""
+    """One row per run: method, eta, Tr G eta/2, lambda_max eta/2 and ``columns``.
+
+    Args:
+      res: {method: sweep dict}; columns: {header: f(sweep dict, run index) -> str}
+        (:data:`DLN_COLUMNS`, :data:`RELU_COLUMNS`).
+
+    Returns:
+      Markdown string.
+    """
     head = "| method | η | Tr G·η/2 | λ_max·η/2 | " + " | ".join(columns) + " |\n"
     head += "|---" * (4 + len(columns)) + "|\n"
     return head + "\n".join(
@@ -601,7 +748,15 @@ RELU_COLUMNS = {"√d‖θ‖_P/Tr G": lambda r, i: f"{np.sqrt(r['d']) * r['path
 
 
 def dln_notes(dln: dict, lrs_sgd, lrs_gd, flat_lrs, flat_spread) -> str:
-    """Markdown paragraph: the diagonal net's sharpness at theta_0, GD's edge, and GD past it."""
+    """The diagonal net's sharpness at theta_0, GD's edge, and GD past it.
+
+    Args:
+      dln: {method: sweep dict}; lrs_sgd, lrs_gd: the grids; flat_lrs, flat_spread:
+        :func:`gd_flat_spread`.
+
+    Returns:
+      Markdown string.
+    """
     S, G = dln["SGD"], dln["GD"]
     edge_txt = " to ".join(sorted({f"{2 / v:.3f}" for v in (G["init"][:, 1].max(), G["init"][:, 1].min())}))
     last = per_seed(G, G["sharp"][:, 2] * G["L"] / 2, lrs_gd)[:, -1]
@@ -697,8 +852,16 @@ def train_to_minimum(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.
 def digits_run(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array, lrs,
                batch_size: int | None, max_steps: int, min_loss: float, key: jax.Array,
                key_eig: jax.Array) -> DigitsRun:
-    """:func:`train_to_minimum`, then the Hessian's lambda_max and the non-uniformity (Lanczos, 20
-    steps for the latter) at every non-diverged solution."""
+    """:func:`train_to_minimum`, then the 2018 sharpness (Hessian lambda_max) and non-uniformity
+    sqrt(lambda_max(Sigma)) (Lanczos, 20 steps for the latter) at every non-diverged solution.
+
+    Args:
+      predict, theta0, X, Y, lrs, batch_size, max_steps, min_loss, key: as in
+        :func:`train_to_minimum`; key_eig: start vector key of the Lanczos runs.
+
+    Returns:
+      :class:`DigitsRun` with (len(lrs),) arrays.
+    """
     run, done = train_to_minimum(predict, theta0, X, Y, lrs, batch_size, max_steps, min_loss, key)
     ok = ~np.asarray(run.diverged)
     sh = [float(st.hessian_lambda_max(predict, t, X, Y, key_eig)) if b else np.nan
@@ -709,7 +872,14 @@ def digits_run(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array,
 
 
 def companion_proxy(real: ImageSet | None, cfg) -> str:
-    """The figure's proxy label: what stands in for the 2018 data and networks."""
+    """The figure's proxy label: what stands in for the 2018 data and networks.
+
+    Args:
+      real: the FashionMNIST set or None (digits proxy); cfg: settings (``digits_n``, ``digits_width``).
+
+    Returns:
+      The label for ``figures.publish(..., proxy=...)``.
+    """
     if real is None:
         return ("scikit-learn 8x8 digits and a small MLP stand in for FashionMNIST / CIFAR-10 and the "
                 "2018 networks")
@@ -741,7 +911,14 @@ def companion_runs(X: jax.Array, Y: jax.Array, width: int, lrs, batch_sizes, gd_
 
 def companion_figure(runs: dict, lrs, n: int) -> plt.Figure:
     """Sharpness against non-uniformity per learning rate, with 2/eta and the 2018 lines
-    sqrt(B(n-1)/(n-B))/eta."""
+    sqrt(B(n-1)/(n-B))/eta.
+
+    Args:
+      runs: :func:`companion_runs`' result; lrs: the grid; n: training samples.
+
+    Returns:
+      The figure (one panel per learning rate).
+    """
     fig, axes = plt.subplots(1, len(lrs), figsize=(4.2 * len(lrs), 3.5), squeeze=False)
     for ax, (i, eta) in zip(axes[0], enumerate(lrs)):
         for j, (tag, res) in enumerate(runs.items()):
@@ -757,8 +934,15 @@ def companion_figure(runs: dict, lrs, n: int) -> plt.Figure:
 
 
 def companion_table(runs: dict, lrs) -> str:
-    """Markdown table: per run, steps and at each eta lambda_max eta/2, non-uniformity, train loss;
-    then a sentence on GD's edge and SGD's flatness."""
+    """Per run, steps and at each eta lambda_max eta/2, non-uniformity, train loss; then a sentence
+    on GD's edge and SGD's flatness.
+
+    Args:
+      runs: :func:`companion_runs`' result; lrs: the grid.
+
+    Returns:
+      Markdown string.
+    """
     head = ("| run | steps | " + " | ".join(f"η={lr:g}: λ_max·η/2, s, train loss" for lr in lrs)
             + " |\n|---|---|" + "---|" * len(lrs) + "\n")
     rows = "\n".join(f"| {'GD' if t == 'GD' else f'SGD B={t}'} | {r.steps} | " + " | ".join(
@@ -793,7 +977,14 @@ def relu_jacobian_numpy(theta: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def numpy_relu_sharpness(theta: ArrayLike, X: ArrayLike) -> np.ndarray:
     """Tr G, ||G||_F, lambda_max(G) of the ReLU net from numpy eigvalsh of K = J J^T / n with J from
-    :func:`relu_jacobian_numpy` (an independent computation). Returns a (3,) array."""
+    :func:`relu_jacobian_numpy` (an independent computation).
+
+    Args:
+      theta: (m (d + 1),) parameters; X: (n, d) inputs.
+
+    Returns:
+      (3,) array.
+    """
     J = relu_jacobian_numpy(np.asarray(theta), np.asarray(X))
     ev = np.linalg.eigvalsh(J @ J.T / len(J))
     return np.array([ev.sum(), np.sqrt(np.sum(ev**2)), ev[-1]])
@@ -801,7 +992,14 @@ def numpy_relu_sharpness(theta: ArrayLike, X: ArrayLike) -> np.ndarray:
 
 def arpack_lambda_max(matvec: Callable, p: int, tol: float = 1e-10) -> float:
     """Largest eigenvalue of the symmetric operator ``matvec`` on R^p by ARPACK (scipy ``eigsh``,
-    implicitly restarted Lanczos, start vector of ones): the anchor library of Section 8."""
+    implicitly restarted Lanczos, start vector of ones): the anchor library of Section 8.
+
+    Args:
+      matvec: v (p,) -> A v; p: dimension; tol: ARPACK tolerance.
+
+    Returns:
+      The top eigenvalue.
+    """
     op = LinearOperator((p, p), matvec=lambda v: np.asarray(matvec(jnp.asarray(v.ravel()))),
                         dtype=np.float64)
     return float(eigsh(op, k=1, which="LA", tol=tol, v0=np.ones(p), return_eigenvectors=False)[0])
@@ -821,7 +1019,15 @@ def relu_anchors(res: dict, X: jax.Array, Y: jax.Array, key_probes: jax.Array, k
                  probes: int = 100, lanczos_steps: int = 60) -> Anchors:
     """The anchors at the last converged SGD run of a ReLU :func:`sgd_and_gd` result: numpy Gram,
     Hutchinson (Rademacher probes) and Lanczos vs ARPACK on the Hessian-vector product of
-    L = (1/2n) sum (f - y)^2."""
+    L = (1/2n) sum (f - y)^2.
+
+    Args:
+      res: the ReLU net's SGD sweep dict; X: (n, d); Y: (n,); key_probes, key_lanczos: JAX keys;
+      probes: Hutchinson probes; lanczos_steps: Lanczos steps.
+
+    Returns:
+      :class:`Anchors`.
+    """
     j = int(np.flatnonzero(res["ok"])[-1])
     theta = res["run"].theta[j]
     matvec = linalg.hvp_operator(lambda t: st.full_loss(st.relu_predict, t, X, Y), theta)
@@ -833,7 +1039,14 @@ def relu_anchors(res: dict, X: jax.Array, Y: jax.Array, key_probes: jax.Array, k
 
 
 def anchor_note(an: Anchors) -> str:
-    """One Markdown line with the anchors' numbers."""
+    """One Markdown line with the anchors' numbers.
+
+    Args:
+      an: :func:`relu_anchors`' result.
+
+    Returns:
+      Markdown string.
+    """
     return (f"Tr G: numpy {an.exact[0]:.3f}, Hutchinson {float(an.hutchinson.mean):.3f} ± "
             f"{float(an.hutchinson.stderr):.3f}; λ_max: numpy G {an.exact[2]:.8f}, ARPACK H "
             f"{an.arpack:.8f}, Lanczos H {an.lanczos:.8f}.")
