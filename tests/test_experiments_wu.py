@@ -201,7 +201,7 @@ def _res():
     return dict(L=np.array([0.1, 0.2, 0.1, 0.2]), ok=np.array([True, True, True, False]),
                 sharp=np.array([[8.0, 1, 4], [6, 1, 9], [10, 1, 5], [1, 1, 1]]),
                 l1=np.array([3.0, 2.0, 4.0, 1.0]), test=np.array([1.0, 2.0, 1.0, 0.0]),
-                init=np.array([[0, 5.0], [0, 5.0], [0, 12.0], [0, 12.0]]),
+                init=np.array([[30, 5.0], [30, 5.0], [40, 12.0], [40, 12.0]]),
                 run=st.Run(None, None, jnp.array([False, False, False, True]),
                            jnp.array([1e-11, 1e-12, 1e-11, 1.0])))
 
@@ -246,3 +246,29 @@ def test_relu_anchors_agree_with_dense_linear_algebra():
     assert an.arpack == pytest.approx(ev[-1], rel=1e-8) and an.lanczos == pytest.approx(ev[-1], rel=1e-8)
     assert abs(float(an.hutchinson.mean) - ev.sum()) < 5 * float(an.hutchinson.stderr)
     assert "ARPACK" in wx.anchor_note(an)
+
+
+def test_dln_notes_and_tables_render():
+    r = {**_res(), "balance": np.ones(4)}
+    flat_lrs, spreads = wx.gd_flat_spread(r, [0.1, 0.2])
+    note = wx.dln_notes({"SGD": r, "GD": r}, [0.1, 0.2], [0.1, 0.2], flat_lrs, spreads)
+    assert "GD's stability binds only at η = 0.2" in note and "0.900" in note
+    assert wx.sweep_table({"SGD": r}, wx.DLN_COLUMNS).count("| SGD |") == 4
+
+
+def test_companion_runs_one_init_gd_then_each_batch_size(monkeypatch):
+    calls = []
+
+    def fake_digits_run(predict, theta0, X, Y, lrs, batch_size, max_steps, min_loss, key, key_eig):
+        calls.append((np.asarray(theta0), batch_size, max_steps, min_loss, np.asarray(key_eig)))
+        return wx.DigitsRun(np.array([3.0, 1.0]), np.array([2.0, 1.0]), np.array([1e-4, 2e-4]), max_steps)
+
+    monkeypatch.setattr(wx, "digits_run", fake_digits_run)
+    Xc, Yc = jnp.ones((12, 4)), jnp.asarray(np.eye(10)[np.arange(12) % 10])
+    runs, key = wx.companion_runs(Xc, Yc, 3, [0.5, 1.0], [4, 6], 200, 300, jax.random.PRNGKey(0))
+    assert list(runs) == ["GD", 4, 6] and [c[1:4] for c in calls] == [
+        (None, 200, wx.DIGITS_MIN_LOSS), (4, 300, wx.DIGITS_MIN_LOSS), (6, 300, wx.DIGITS_MIN_LOSS)]
+    assert calls[0][0].shape == ((4 + 1) * 3 + (3 + 1) * 3 + (3 + 1) * 10,)
+    assert all(np.array_equal(c[0], calls[0][0]) and np.array_equal(c[4], calls[0][4]) for c in calls)
+    assert "SGD B=4" in wx.companion_table(runs, [0.5, 1.0])
+    assert len(wx.companion_figure(runs, [0.5, 1.0], 12).axes) == 2

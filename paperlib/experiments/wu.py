@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import itertools
 from functools import partial
-from typing import Callable, NamedTuple
+from types import SimpleNamespace
+from typing import Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +40,7 @@ CONVERGED = 1e-10  # our choice: a run has converged when its training loss is b
 DIGITS_MIN_LOSS = 5e-4
 
 
-def validate(cfg) -> None:
+def validate(cfg: SimpleNamespace) -> None:
     """Reject settings the protocols cannot use, before any compute (the ranges of the parameters
     cell are checked by the runner; these are the rules between knobs).
 
@@ -154,7 +155,8 @@ class MomentCheck(NamedTuple):
 
 
 def monte_carlo_moments(rng: np.random.Generator, key: jax.Array, runs: int, steps: int,
-                        cases=((1, True), (2, False), (2, True))) -> tuple[MomentCheck, jax.Array]:
+                        cases: Sequence[tuple[int, bool]] = ((1, True), (2, False), (2, True)),
+                        ) -> tuple[MomentCheck, jax.Array]:
     """Section 1, check 2: for each (B, replacement), a random 5-sample, 3-parameter instance at
     eta = 1.05 eta*, Delta_0 ~ N(0, S_0) with S_0 the top (PSD) eigenvector of T, and ``runs``
     linearised-SGD runs of ``steps`` steps; the mean of |Delta_t|^2 against Tr T^t(S_0).
@@ -265,7 +267,7 @@ def trace_survey(instances: list, edge_checks: int = 100) -> TraceSurvey:
     return TraceSurvey({k: np.array(v) for k, v in rows.items()}, edge_err, above_min)
 
 
-def eta_star_by_batch(g: ArrayLike, batch_sizes=range(1, 7)) -> dict[bool, list[float]]:
+def eta_star_by_batch(g: ArrayLike, batch_sizes: Sequence[int] = range(1, 7)) -> dict[bool, list[float]]:
     """eta*(B) of one instance for each batch size and both schemes (monotone in B, Section 2).
 
     Args:
@@ -435,7 +437,7 @@ def toy_figure(toy: ToyResult, eta: float) -> plt.Figure:
 
 
 def imbalance_error(theta: jax.Array, X: jax.Array, y: jax.Array, key: jax.Array,
-                    cases=((0, 0.01), (7, 0.03))) -> float:
+                    cases: Sequence[tuple[int, float]] = ((0, 0.01), (7, 0.03))) -> float:
     """Largest relative error of a'^2 - b'^2 = (a^2 - b^2)(1 - eta^2 g^2), g = dL_i/dbeta, after one
     SGD step of the library trainer on sample i alone, for each (i, eta) in ``cases``.
 
@@ -460,7 +462,7 @@ def imbalance_error(theta: jax.Array, X: jax.Array, y: jax.Array, key: jax.Array
 # ============================================================================ Sections 5-6: sweeps
 
 
-def sweep(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array, lrs, seeds: int,
+def sweep(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array, lrs: Sequence[float], seeds: int,
           steps: int, batch_size: int | None, key: jax.Array, warm: bool,
           warmup_fraction: float) -> tuple[st.Run, np.ndarray, jax.Array]:
     """One run per (seed, lr), seed-major, all vmapped in one trainer; with ``warm`` a geometric
@@ -560,10 +562,11 @@ def add_relu_summaries(res: dict, X_test: jax.Array, y_test: jax.Array) -> None:
         bad = np.asarray(r["run"].diverged)
         r["test"] = np.array([float(st.full_loss(st.relu_predict, t, X_test, y_test)) if not b else np.nan
                               for t, b in zip(r["run"].theta, bad)])
-        r["path"] = np.where(bad, np.nan, np.asarray(jax.vmap(partial(st.relu_path_norm, d=d))(r["run"].theta)))
+        path = jax.vmap(partial(st.relu_path_norm, d=d))(r["run"].theta)
+        r["path"] = np.where(bad, np.nan, np.asarray(path))
 
 
-def per_lr_mean(res: dict, field: str, lrs) -> np.ndarray:
+def per_lr_mean(res: dict, field: str, lrs: Sequence[float]) -> np.ndarray:
     """Mean of ``res[field]`` over the converged runs at each learning rate.
 
     Args:
@@ -576,7 +579,7 @@ def per_lr_mean(res: dict, field: str, lrs) -> np.ndarray:
     return np.array([np.mean(res[field][s]) if np.any(s) else np.nan for s in sel])
 
 
-def per_seed(res: dict, values: ArrayLike, lrs) -> np.ndarray:
+def per_seed(res: dict, values: ArrayLike, lrs: Sequence[float]) -> np.ndarray:
     """A per-run quantity as a table, one row per seed (runs are seed-major).
 
     Args:
@@ -614,7 +617,7 @@ def max_ratio(res: dict, column: int, sel: np.ndarray | None = None) -> float:
     return float(np.max(res["sharp"][sel, column] * res["L"][sel] / 2))
 
 
-def seed_trend(res: dict, field: str, lrs, converged_only: bool = True) -> list[float]:
+def seed_trend(res: dict, field: str, lrs: Sequence[float], converged_only: bool = True) -> list[float]:
     """Spearman correlation of ``res[field]`` with the learning rate, one value per seed, over the
     learning rates where that seed's run converged (``converged_only``), or over all of them (then
     a run that did not converge makes that seed's value NaN).
@@ -631,7 +634,7 @@ def seed_trend(res: dict, field: str, lrs, converged_only: bool = True) -> list[
     return [float(spearmanr(np.asarray(lrs)[~np.isnan(r)], r[~np.isnan(r)])[0]) for r in rows]
 
 
-def last_lr_ratio(res: dict, column: int, lrs) -> np.ndarray:
+def last_lr_ratio(res: dict, column: int, lrs: Sequence[float]) -> np.ndarray:
     """sharpness[:, column] * eta / 2 at the largest learning rate, per seed.
 
     Args:
@@ -657,7 +660,7 @@ def max_path_ratio(res: dict) -> float:
     return float(np.max(np.sqrt(res["d"]) * res["path"][ok] / res["sharp"][ok, 0]))
 
 
-def converged_lrs(res: dict, lrs) -> list[list[float]]:
+def converged_lrs(res: dict, lrs: Sequence[float]) -> list[list[float]]:
     """The learning rates at which each seed's run converged.
 
     Args:
@@ -669,7 +672,7 @@ def converged_lrs(res: dict, lrs) -> list[list[float]]:
     return [[lr for lr, c in zip(lrs, row) if c] for row in res["ok"].reshape(-1, len(lrs))]
 
 
-def gd_flat_spread(G: dict, lrs) -> tuple[list[float], list[float]]:
+def gd_flat_spread(G: dict, lrs: Sequence[float]) -> tuple[list[float], list[float]]:
     """GD below its edge (eta lambda_max(G(theta_0)) < 2 for every seed), where the paper's GD curves
     are flat.
 
@@ -688,8 +691,8 @@ def gd_flat_spread(G: dict, lrs) -> tuple[list[float], list[float]]:
     return flat_lrs, spreads
 
 
-def lr_figure(res_sgd: dict, res_gd: dict, lrs_sgd, lrs_gd, norm_field: str, norm_label: str,
-              test_label: str, title: str) -> plt.Figure:
+def lr_figure(res_sgd: dict, res_gd: dict, lrs_sgd: Sequence[float], lrs_gd: Sequence[float],
+              norm_field: str, norm_label: str, test_label: str, title: str) -> plt.Figure:
     """Sharpness, norm and test error against the learning rate for SGD (solid) and GD (dashed),
     seed means of converged runs, red bands at diverged learning rates. Returns the figure."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
@@ -741,13 +744,15 @@ def sweep_table(res: dict, columns: dict[str, Callable]) -> str:
 
 DLN_COLUMNS = {"‖β‖₁": lambda r, i: f"{r['l1'][i]:.1f}", "test": lambda r, i: f"{r['test'][i]:.3g}",
                "balance r": lambda r, i: f"{r['balance'][i]:.2f}"}
-RELU_COLUMNS = {"√d‖θ‖_P/Tr G": lambda r, i: f"{np.sqrt(r['d']) * r['path'][i] / r['sharp'][i, 0]:.3f}",
+RELU_COLUMNS = {"√d‖θ‖_P/Tr G":
+                lambda r, i: f"{np.sqrt(r['d']) * r['path'][i] / r['sharp'][i, 0]:.3f}",
                 "path norm": lambda r, i: f"{r['path'][i]:.1f}",
                 "test": lambda r, i: f"{r['test'][i]:.3g}",
                 "train loss": lambda r, i: f"{float(r['run'].final_loss[i]):.1e}"}
 
 
-def dln_notes(dln: dict, lrs_sgd, lrs_gd, flat_lrs, flat_spread) -> str:
+def dln_notes(dln: dict, lrs_sgd: Sequence[float], lrs_gd: Sequence[float],
+              flat_lrs: Sequence[float], flat_spread: Sequence[float]) -> str:
     """The diagonal net's sharpness at theta_0, GD's edge, and GD past it.
 
     Args:
@@ -760,13 +765,15 @@ def dln_notes(dln: dict, lrs_sgd, lrs_gd, flat_lrs, flat_spread) -> str:
     S, G = dln["SGD"], dln["GD"]
     edge_txt = " to ".join(sorted({f"{2 / v:.3f}" for v in (G["init"][:, 1].max(), G["init"][:, 1].min())}))
     last = per_seed(G, G["sharp"][:, 2] * G["L"] / 2, lrs_gd)[:, -1]
-    return (f"At the initialisations Tr G(θ₀) = {', '.join(f'{v:.0f}' for v in S['init'][::len(lrs_sgd), 0])}"
-            f" and λ_max(G(θ₀)) = {', '.join(f'{v:.1f}' for v in G['init'][::len(lrs_gd), 1])}: SGD without "
+    tr0 = ", ".join(f"{v:.0f}" for v in S["init"][::len(lrs_sgd), 0])
+    lam0 = ", ".join(f"{v:.1f}" for v in G["init"][::len(lrs_gd), 1])
+    return (f"At the initialisations Tr G(θ₀) = {tr0} and λ_max(G(θ₀)) = {lam0}: SGD without "
             f"warm-up would start unstable at every η > {2 / S['init'][:, 0].min():.2g}; GD's edge "
             f"2/λ_max(G(θ₀)) is at η ≈ {edge_txt}, so GD's stability binds only at "
             f"η = {', '.join(f'{lr:g}' for lr in lrs_gd if lr not in flat_lrs)} on our grid.\n\n"
             f"GD below its edge (η ∈ {flat_lrs}): largest relative spread over initialisations of Tr G "
-            f"{flat_spread[0]:.1%}, ‖β‖₁ {flat_spread[1]:.1%}, test error {flat_spread[2]:.1%} (claim: < 5%). "
+            f"{flat_spread[0]:.1%}, ‖β‖₁ {flat_spread[1]:.1%}, test error {flat_spread[2]:.1%} "
+            "(claim: < 5%). "
             f"At η = {lrs_gd[-1]:g}, past the edge, GD ends at λ_max η/2 = "
             f"{', '.join(f'{v:.3f}' for v in last)} and its ‖β‖₁ falls to "
             f"{', '.join(f'{v:.0f}' for v in per_seed(G, G['l1'], lrs_gd)[:, -1])}.")
@@ -828,7 +835,7 @@ class DigitsRun(NamedTuple):
     steps: int  # steps taken
 
 
-def train_to_minimum(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array, lrs,
+def train_to_minimum(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array, lrs: Sequence[float],
                      batch_size: int | None, max_steps: int, min_loss: float,
                      key: jax.Array) -> tuple[st.Run, int]:
     """GD/SGD (B-subsets) from theta0 at every lr in chunks of max_steps/10 steps, until every run's
@@ -849,7 +856,7 @@ def train_to_minimum(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.
             return run, done
 
 
-def digits_run(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array, lrs,
+def digits_run(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array, lrs: Sequence[float],
                batch_size: int | None, max_steps: int, min_loss: float, key: jax.Array,
                key_eig: jax.Array) -> DigitsRun:
     """:func:`train_to_minimum`, then the 2018 sharpness (Hessian lambda_max) and non-uniformity
@@ -871,7 +878,7 @@ def digits_run(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.Array,
     return DigitsRun(np.array(sh), np.array(nu), np.asarray(run.final_loss), done)
 
 
-def companion_proxy(real: ImageSet | None, cfg) -> str:
+def companion_proxy(real: ImageSet | None, cfg: SimpleNamespace) -> str:
     """The figure's proxy label: what stands in for the 2018 data and networks.
 
     Args:
@@ -887,8 +894,8 @@ def companion_proxy(real: ImageSet | None, cfg) -> str:
             "2018 width-500 network; no CIFAR-10 run")
 
 
-def companion_runs(X: jax.Array, Y: jax.Array, width: int, lrs, batch_sizes, gd_steps: int,
-                   sgd_steps: int, key: jax.Array,
+def companion_runs(X: jax.Array, Y: jax.Array, width: int, lrs: Sequence[float],
+                   batch_sizes: Sequence[int], gd_steps: int, sgd_steps: int, key: jax.Array,
                    min_loss: float = DIGITS_MIN_LOSS) -> tuple[dict, jax.Array]:
     """The 2018 scatter: a (d_in, width, width, 10) ReLU MLP from one PyTorch-default init, trained by
     GD and by SGD at each batch size (:func:`digits_run`).
@@ -909,7 +916,7 @@ def companion_runs(X: jax.Array, Y: jax.Array, width: int, lrs, batch_sizes, gd_
     return runs, key
 
 
-def companion_figure(runs: dict, lrs, n: int) -> plt.Figure:
+def companion_figure(runs: dict, lrs: Sequence[float], n: int) -> plt.Figure:
     """Sharpness against non-uniformity per learning rate, with 2/eta and the 2018 lines
     sqrt(B(n-1)/(n-B))/eta.
 
@@ -927,13 +934,14 @@ def companion_figure(runs: dict, lrs, n: int) -> plt.Figure:
             if tag != "GD":
                 ax.axhline(np.sqrt(tag * (n - 1) / (n - tag)) / eta, color=f"C{j}", ls=":", lw=1)
         ax.axvline(2 / eta, color="k", ls="--", lw=1, label="2/η")
-        ax.set(xlabel="sharpness λ_max(H)", ylabel="non-uniformity √λ_max(Σ)", title=f"η = {eta:g}, n = {n}")
+        ax.set(xlabel="sharpness λ_max(H)", ylabel="non-uniformity √λ_max(Σ)",
+               title=f"η = {eta:g}, n = {n}")
         ax.legend(fontsize=7)
     fig.suptitle("2018 companion: sharpness vs non-uniformity (dotted: √(B(n−1)/(n−B))/η)")
     return fig
 
 
-def companion_table(runs: dict, lrs) -> str:
+def companion_table(runs: dict, lrs: Sequence[float]) -> str:
     """Per run, steps and at each eta lambda_max eta/2, non-uniformity, train loss; then a sentence
     on GD's edge and SGD's flatness.
 
@@ -972,7 +980,8 @@ def relu_jacobian_numpy(theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     m = theta.size // (X.shape[1] + 1)
     a, W = theta[:m], theta[m:].reshape(m, -1)
     Z = X @ W.T
-    return np.concatenate([np.maximum(Z, 0), ((a * (Z > 0))[:, :, None] * X[:, None, :]).reshape(len(X), -1)], 1)
+    dW = ((a * (Z > 0))[:, :, None] * X[:, None, :]).reshape(len(X), -1)
+    return np.concatenate([np.maximum(Z, 0), dW], 1)
 
 
 def numpy_relu_sharpness(theta: ArrayLike, X: ArrayLike) -> np.ndarray:
