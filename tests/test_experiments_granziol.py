@@ -23,6 +23,13 @@ def _data(seed=0, n=16, folds=None):
     return X, y
 
 
+@jax.jit
+def _dense_hessian(theta, X, y, w):
+    """Dense Hessian of the masked batch loss, one compile per shape (eager jax.hessian compiles
+    every primitive anew and costs seconds)."""
+    return jax.hessian(lambda t: rmt.weighted_loss(t, X, y, w, SIZES))(theta)
+
+
 def test_interval_margins_closed_form():
     np.testing.assert_allclose(gx.interval_margins([0.9, 1.3], 0.8, 1.2), [[0.1, 0.3], [0.5, -0.1]])
 
@@ -32,7 +39,7 @@ def test_curvature_sweep_matches_dense_eigendecompositions():
     theta = rmt.init_mlp(jax.random.PRNGKey(0), SIZES)
     masks = rmt.random_subset_masks(jax.random.PRNGKey(1), 16, [3, 16], 2)
     sw = gx.curvature_sweep(theta, X, y, SIZES, masks, jax.random.PRNGKey(2), 39, top_steps=39)
-    H = lambda w: np.asarray(jax.hessian(lambda t: rmt.weighted_loss(t, X, y, w, SIZES))(theta))
+    H = lambda w: np.asarray(_dense_hessian(theta, X, y, w))
     ev, vec = np.linalg.eigh(H(jnp.ones(16)))
     assert sw.lam == pytest.approx(ev[-1], rel=1e-8)
     assert abs(float(np.asarray(sw.u) @ vec[:, -1])) == pytest.approx(1.0, rel=1e-6)
@@ -56,8 +63,8 @@ def test_mean_batch_sharpness_matches_eigvalsh():
     key = jax.random.PRNGKey(4)
     mean, se = gx.mean_batch_sharpness(theta, X, y, SIZES, [2, 10], 3, key, 39)
     masks = rmt.random_subset_masks(jax.random.split(key)[0], 10, [2, 10], 3)
-    tops = [[np.linalg.eigvalsh(np.asarray(jax.hessian(
-        lambda t: rmt.weighted_loss(t, X, y, masks[a, d], SIZES))(theta)))[-1] for d in range(3)]
+    tops = [[np.linalg.eigvalsh(np.asarray(_dense_hessian(theta, X, y, masks[a, d])))[-1]
+             for d in range(3)]
         for a in range(2)]
     np.testing.assert_allclose(mean, np.mean(tops, 1), rtol=1e-7)
     assert se[1] == pytest.approx(0.0, abs=1e-9)  # B = N: every batch is the full data
@@ -148,3 +155,143 @@ def test_learner_seed_runs_match_a_direct_run():
     l0 = float(jnp.mean(rmt.per_sample_loss(th, X, y, SIZES)))
     assert runs[1][0] == pytest.approx(l0)
     assert ok[1] == bool(np.all(np.isfinite(r.losses)) and float(r.losses[-1]) < l0)
+
+
+# ------------------------------------------------------------------------- notebook protocols
+
+
+def _cfg(**over):
+    from types import SimpleNamespace
+
+    base = dict(hidden=[8], slq_hidden=[8], wigner_batch_sizes=[1, 2, 4, 8, 16, 32], wigner_N=100,
+                curvature_batch_sizes=[1, 16], lr_batch_sizes=[4], density_batch_sizes=[0, 8],
+                slq_steps=50, density_steps=50)
+    return SimpleNamespace(**{**base, **over})
+
+
+def test_validate_rejects_inconsistent_settings_before_compute():
+    gx.validate(_cfg())
+    for bad in (dict(wigner_batch_sizes=[1, 2, 4]), dict(wigner_N=20), dict(lr_batch_sizes=[2000]),
+                dict(density_batch_sizes=[1500]), dict(slq_hidden=[80]), dict(slq_steps=1000),
+                dict(density_steps=10**4)):
+        with pytest.raises(ValueError):
+            gx.validate(_cfg(**bad))
+
+
+def test_wigner_check_formula_and_switch_from_the_closed_forms():
+    B = [2, 8, 32, 128, 512]
+    wig = gx.wigner_check(jax.random.PRNGKey(0), 30, 600, B, 2, spike=3.0, bstar_target=48.0)
+    sigma2_pop = 9.0 * 48 / 30 * 599 / 600
+    assert wig.tops.shape == (5, 2) and wig.sigma2_pop == pytest.approx(sigma2_pop)
+    np.testing.assert_allclose(wig.predicted, rmt.wigner_lambda_max(3.0, 30, sigma2_pop, np.array(B), 600)[0])
+    assert wig.bstar == pytest.approx(600 / (1 + 599 * 9.0 / (30 * sigma2_pop)))
+    assert wig.predicted_switch == int(np.sum(np.array(B) < wig.bstar))
+    s2 = 30 * sigma2_pop * (600 - np.array(B)) / (np.array(B) * 599.0)
+    m = wig.tops.mean(1)
+    closer = np.abs(m - 3 - s2 / 3) < np.abs(m - 2 * np.sqrt(s2))
+    assert wig.measured_switch == (int(np.argmax(closer)) if closer.any() else 5)
+    wis = gx.wishart_check(jax.random.PRNGKey(1), 20, [64], spike=5.0, draws=3)
+    assert wis.tops.shape == (1, 3) and wis.bstar == pytest.approx(20 / 16)
+    np.testing.assert_allclose(wis.predicted, 5 * (1 + (20 / 64) / 4))
+
+
+def test_checkpoint_is_sgd_from_the_split_key():
+    X, y = _data(n=12)
+    key = jax.random.PRNGKey(2)
+    th = gx.checkpoint(key, X, y, SIZES, 2)
+    k_init, k_train = jax.random.split(key)
+    ref = rmt.train("sgd", rmt.init_mlp(k_init, SIZES), X, y, SIZES, 32, 2, 0.1, k_train)
+    np.testing.assert_allclose(th, ref, rtol=1e-12)
+
+
+def test_slq_check_against_dense_eigenvalues():
+    X, y = _data(n=20)
+    theta = rmt.init_mlp(jax.random.PRNGKey(3), SIZES)
+    s = gx.slq_check(theta, X, y, SIZES, jax.random.PRNGKey(4), 2, 39, 400)
+    ev = np.linalg.eigvalsh(np.asarray(_dense_hessian(theta, X, y, jnp.ones(20))))
+    np.testing.assert_allclose(s.eigs, ev, atol=1e-12)
+    np.testing.assert_allclose(s.arpack_top5, ev[::-1][:5], rtol=1e-8)
+    np.testing.assert_allclose(s.ours_top5, ev[::-1][:5], rtol=1e-6)
+    assert s.nodes.max() == pytest.approx(ev[-1], rel=1e-8)
+    for m, target in ((s.moment1, ev.mean()), (s.moment2, np.mean(ev**2))):  # Hutchinson, 4 s.e.
+        assert abs(m.mean() - target) < 4 * m.std(ddof=1) / np.sqrt(len(m))
+
+
+def test_batch_spectra_keys_and_ritz_values_inside_the_spectrum():
+    X, y = _data(n=10)
+    theta = rmt.init_mlp(jax.random.PRNGKey(5), SIZES)
+    sp = gx.batch_spectra(theta, X, y, SIZES, [3, 0], jax.random.PRNGKey(6), 2, 10)
+    assert sorted(sp) == [3, 10]
+    lo, hi = gx.ritz_extremes(sp)[10]
+    ev = np.linalg.eigvalsh(np.asarray(_dense_hessian(theta, X, y, jnp.ones(10))))
+    assert ev[0] - 1e-9 <= lo <= hi <= ev[-1] + 1e-9  # Ritz values lie inside the spectrum
+    np.testing.assert_allclose(np.asarray(sp[3].weights).sum(1), 1.0, rtol=1e-10)
+
+
+def test_spectra_figures_and_edges_table_smoke():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from paperlib import linalg
+
+    ritz = lambda a: linalg.Ritz(jnp.array([[a, 1.0, 2.0]]), jnp.array([[0.2, 0.5, 0.3]]))
+    sp = {10: ritz(-0.5), 3: ritz(-1.0)}
+    assert "| 3 | -1 | 2 |" in gx.edges_table(sp, 10) and "B = none" in gx.edges_table(sp, 10)
+    gx.density_figure(sp, 10, "t")
+    gx.ggn_spectra_figure({(c, b): ritz(-0.1) for c in rmt.CURVATURES for b in (10, 3)}, (10, 3))
+
+
+def test_curvature_vs_batch_slope_and_relative_errors():
+    X, y = _data()  # the shapes of test_curvature_sweep: its compiled Lanczos runs are reused
+    theta = rmt.init_mlp(jax.random.PRNGKey(9), SIZES)
+    cv = gx.curvature_vs_batch(theta, X, y, SIZES, [3, 16], 2, jax.random.PRNGKey(10),
+                               jax.random.PRNGKey(11), 39, top_steps=39)
+    np.testing.assert_allclose(cv.below, np.mean(cv.sweep.top < cv.sweep.lam * (1 - 1e-3), 1))
+    np.testing.assert_allclose(cv.excess, (cv.sweep.top - cv.sweep.rayleigh).mean(1))
+    # an exact 1/B excess (with the finite-population factor) has slope -1
+    B, N = np.array([2.0, 4, 8, 16, 64]), 200
+    exact = cv._replace(batch_sizes=B, excess=3.0 * (N - B) / (N - 1) / B, excess_se=0.1 / B)
+    Bf, a, se = gx.excess_slope(exact, N, 4)
+    np.testing.assert_array_equal(Bf, [4, 8, 16, 64])
+    assert a == pytest.approx(-1.0, abs=1e-10) and se > 0
+    err, err_se = gx.wigner_relative_errors(exact, {"x": 2.0}, N)
+    pred = np.asarray(rmt.wigner_lambda_max(cv.sweep.lam, 1, 2.0, B, N)[0])
+    np.testing.assert_allclose(err["x"], (cv.sweep.lam + exact.excess) / pred - 1)
+    np.testing.assert_allclose(err_se["x"], exact.excess_se / pred)
+
+
+def test_linear_proxy_and_lr_exponents_equal_the_direct_calls():
+    key = jax.random.PRNGKey(12)
+    lin = gx.linear_proxy(key, 40, [1, 2, 64], 30, 2, lambda1=4.0)
+    h = jnp.ones(40).at[0].set(4.0)
+    lo, hi = rmt.linear_ms_max_lr(key, h, jnp.array([1, 2, 64]), 30, 64, 2, (1e-4, 10.0), 14)
+    np.testing.assert_allclose(lin.alpha, np.sqrt(np.asarray(lo) * np.asarray(hi)))
+    assert lin.B_crit == pytest.approx(47 / 4) and lin.trace == 43
+    assert lin.slope == pytest.approx(np.log(lin.alpha[1] / lin.alpha[0]) / np.log(2.0))
+    assert gx.alpha_at_32(np.array([1.0, 2.0, 3.0]), [16, 32, 64]) == 2.0
+    assert gx.alpha_at_32(np.array([1.0, 8.0]), [4, 128]) == pytest.approx(8.0 / 2)
+
+
+def test_rule_contrasts_and_fold_statistics_by_hand():
+    acc = {"linear": np.zeros((2, 3, 4)), "sqrt": np.ones((2, 3, 4))}
+    acc["linear"][:, 2] = 1.0  # acc(128) - acc(32) = 1 under the linear rule
+    c = gx.rule_contrasts(acc, "linear")
+    assert c.band.shape == (4, 2, 6)
+    np.testing.assert_allclose(c.band[0, 0], [1.5, 0.5, 0.5, 1.5, 2.5, 2.5])
+    np.testing.assert_allclose(c.gain, 0.0)
+    np.testing.assert_allclose(c.drop["linear"], 1.0)
+    np.testing.assert_allclose(c.drop["sqrt"], 0.0)
+    st = gx.over_folds(np.full(4, 2.0), n_test=100)
+    assert st["mean"] == 2.0 and st["se"] == pytest.approx(1 / np.sqrt(48)) and st["n"] == 4
+
+
+def test_declared_gaps_and_their_texts():
+    assert gx.declared_gap("c5.mlp.adam_slope", "smoke", "x") == "x"
+    assert gx.declared_gap("c5.mlp.adam_slope", "default", "x") is None
+    assert gx.declared_gap("c1.wigner.switch", "smoke", "x") is None
+    assert "z = 1.0, 3.0" in gx.interval_text("a", -1.1, 0.1, -1.2, -0.8, 8, "batches")
+    assert gx.error_text([1, 4], [0.5, -0.1], "w").startswith("relative errors +50, -10% at B = 1, 4")
+    ok, acc = np.array([True, False]), np.array([90.0, 80.0])
+    div, low = gx.learner_text(ok, acc, 95.0)
+    assert div.startswith("1 of the 2 runs") and "worst 15.00 points" in low
+    assert gx.p_near_b_text({100: 0.122}).startswith("worst error 12.2% at P = 100")

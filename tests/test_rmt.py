@@ -22,6 +22,25 @@ def _toy(seed=0, n=12):
     return jnp.asarray(X), jnp.asarray(y), theta
 
 
+@jax.jit
+def _dense_hessian(theta, X, y, w):
+    """Dense Hessian of the masked batch loss, one compile per shape (eager jax.hessian compiles
+    every primitive anew and costs seconds)."""
+    return jax.hessian(lambda t: rmt.weighted_loss(t, X, y, w, SIZES))(theta)
+
+
+@jax.jit
+def _logit_jacobian(theta, X):
+    """(n, C, P) Jacobian of the logits, by reverse mode."""
+    return jax.jacrev(lambda t: rmt.mlp_logits(t, X, SIZES))(theta)
+
+
+@jax.jit
+def _batch_grad(theta, X, y):
+    """Gradient of the mean loss over the rows of X (one compile per batch shape)."""
+    return jax.grad(lambda s: jnp.mean(rmt.per_sample_loss(s, X, y, SIZES)))(theta)
+
+
 # ------------------------------------------------------------------------- closed forms
 
 
@@ -154,20 +173,23 @@ def test_mlp_logits_against_manual_forward():
 def test_batch_hessian_and_ggn_matvecs_match_dense_and_finite_differences():
     X, y, theta = _toy()
     w = jnp.zeros(12).at[jnp.array([1, 4, 7])].set(1.0)
-    loss = lambda t: rmt.weighted_loss(t, X, y, w, SIZES)
-    H = np.asarray(jax.hessian(loss)(theta))
+    H = np.asarray(_dense_hessian(theta, X, y, w))
     v = jax.random.normal(jax.random.PRNGKey(1), theta.shape)
-    np.testing.assert_allclose(rmt.batch_hessian_matvec(theta, X, y, w, SIZES)(v), H @ v, rtol=1e-9, atol=1e-12)
+    hvp = jax.jit(lambda v: rmt.batch_hessian_matvec(theta, X, y, w, SIZES)(v))
+    np.testing.assert_allclose(hvp(v), H @ v, rtol=1e-9, atol=1e-12)
     # finite difference of the gradient
-    g = jax.grad(loss)
+    g = jax.jit(jax.grad(lambda t: rmt.weighted_loss(t, X, y, w, SIZES)))
     fd = (g(theta + 1e-5 * v) - g(theta - 1e-5 * v)) / 2e-5
     np.testing.assert_allclose(H @ np.asarray(v), fd, rtol=1e-5, atol=1e-8)
     # GGN from explicit Jacobians and softmax curvature diag(p) - p p^T
     idx = np.array([1, 4, 7])
-    J = np.asarray(jax.jacrev(lambda t: rmt.mlp_logits(t, X[idx], SIZES))(theta))  # (3, C, P)
-    p = np.asarray(jax.nn.softmax(rmt.mlp_logits(theta, X[idx], SIZES)))
+    J = np.asarray(_logit_jacobian(theta, X[idx]))  # (3, C, P)
+    z = np.asarray(rmt.mlp_logits(theta, X[idx], SIZES))
+    p = np.exp(z - z.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
     G = sum(J[i].T @ (np.diag(p[i]) - np.outer(p[i], p[i])) @ J[i] for i in range(3)) / 3
-    np.testing.assert_allclose(rmt.batch_ggn_matvec(theta, X, y, w, SIZES)(v), G @ v, rtol=1e-9, atol=1e-12)
+    ggn = jax.jit(lambda v: rmt.batch_ggn_matvec(theta, X, y, w, SIZES)(v))
+    np.testing.assert_allclose(ggn(v), G @ v, rtol=1e-9, atol=1e-12)
 
 
 def test_random_subset_masks_have_exact_sizes_and_are_uniform():
@@ -184,7 +206,7 @@ def test_batch_extremes_match_eigvalsh_and_rayleigh_bound():
     ext = rmt.batch_extremes(theta, X, y, masks, SIZES, u, 39)  # B = 2 is rank-deficient: breakdown-safe
     for a in range(2):
         for d in range(2):
-            H = np.asarray(jax.hessian(lambda t: rmt.weighted_loss(t, X, y, masks[a, d], SIZES))(theta))
+            H = np.asarray(_dense_hessian(theta, X, y, masks[a, d]))
             ev = np.linalg.eigvalsh(H)
             np.testing.assert_allclose([ext.top[a, d], ext.bottom[a, d]], [ev[-1], ev[0]], rtol=1e-7, atol=1e-10)
             np.testing.assert_allclose(ext.rayleigh[a, d], np.asarray(u) @ H @ np.asarray(u), rtol=1e-9, atol=1e-12)
@@ -203,8 +225,7 @@ def test_batch_extremes_gathered_rows_equal_masked():
 
 def test_directional_noise_matches_per_sample_dense_hessians():
     X, y, theta = _toy(n=8)
-    Hs = np.stack([np.asarray(jax.hessian(lambda t: rmt.per_sample_loss(t, X[i:i + 1], y[i:i + 1], SIZES)[0])(theta))
-                   for i in range(8)])
+    Hs = np.stack([np.asarray(_dense_hessian(theta, X, y, jnp.eye(8)[i])) for i in range(8)])  # H_i
     u = np.random.default_rng(5).standard_normal(theta.size)
     u /= np.linalg.norm(u)
     dev = (Hs - Hs.mean(0)) @ u
@@ -222,8 +243,8 @@ def test_residual_matvec_is_hessian_minus_independent_dense_ggn():
     X, y, theta = _toy()
     idx = np.array([0, 3, 5, 8])
     w = jnp.zeros(12).at[idx].set(1.0)
-    H = np.asarray(jax.hessian(lambda t: rmt.weighted_loss(t, X, y, w, SIZES))(theta))
-    J = np.asarray(jax.jacrev(lambda t: rmt.mlp_logits(t, X[idx], SIZES))(theta))
+    H = np.asarray(_dense_hessian(theta, X, y, w))
+    J = np.asarray(_logit_jacobian(theta, X[idx]))
     z = np.asarray(rmt.mlp_logits(theta, X[idx], SIZES))
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -291,7 +312,7 @@ def test_train_sgd_equals_manual_loop():
     t = theta
     for k in jax.random.split(key, 2):
         for idx in jax.random.permutation(k, 12)[:12].reshape(3, 4):
-            t = t - 0.3 * jax.grad(lambda s: jnp.mean(rmt.per_sample_loss(s, X[idx], y[idx], SIZES)))(t)
+            t = t - 0.3 * _batch_grad(t, X[idx], y[idx])
     np.testing.assert_allclose(got, t, rtol=1e-10)
 
 
@@ -309,7 +330,7 @@ def test_train_sgd_with_decay_equals_manual_loop():
         for idx in jax.random.permutation(k, 12)[:12].reshape(3, 4):
             p = step / total
             factor = 1.0 if p <= 0.5 else (1.0 - 0.99 * (p - 0.5) / 0.4 if p <= 0.9 else 0.01)
-            t = t - 0.3 * factor * jax.grad(lambda s: jnp.mean(rmt.per_sample_loss(s, X[idx], y[idx], SIZES)))(t)
+            t = t - 0.3 * factor * _batch_grad(t, X[idx], y[idx])
             step += 1
     np.testing.assert_allclose(got, t, rtol=1e-10)
 
