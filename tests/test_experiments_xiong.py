@@ -114,8 +114,9 @@ def test_validate_rejects_bad_settings(change):
 
 
 T, ETA = 4000, 0.2
-CFG = SimpleNamespace(n=6, r=1, m=100, eta=ETA, seeds=2, k_sym=[1, 2, 5], alphas_sym=[0.1, 0.2, 0.3],
-                      k_asym=3, alphas=[0.05, 0.1, 0.2], steps_mod=T, switch_below=1e-4)
+CFG = SimpleNamespace(n=6, r=1, m=100, eta=ETA, seeds=2, k_sym=[1, 2, 5],
+                      alphas_sym=[0.1, 0.2, 0.3], k_asym=3, alphas=[0.05, 0.1, 0.2], steps_mod=T,
+                      switch_below=1e-4)
 
 
 def _synthetic_sym():
@@ -169,7 +170,8 @@ def test_figures_and_table_draw():
     t = np.arange(T + 1.0)
     curse = {"equal": (1 + t) ** -2.0, "imbalanced": np.exp(-0.01 * t), "gap": np.zeros(T + 1)}
     for fig in (ex.symmetric_figure(sym, san, CFG), ex.alpha_figure(asym, aan, CFG),
-                ex.modification_figure(asym, aan, CFG, CFG.alphas), ex.curse_figure(curse, CFG, 0.1)):
+                ex.modification_figure(asym, aan, CFG, CFG.alphas),
+                ex.curse_figure(curse, CFG, 0.1)):
         assert len(fig.axes) >= 2
         plt.close(fig)
     table = ex.table1_markdown(san, aan, -1.9, CFG, CFG.alphas)

@@ -9,9 +9,9 @@
   :func:`l2_runs`, the ℓ2 GD baseline);
 * :func:`dense_noise` / :func:`dense_runs`: dense Gaussian noise, SubGM from a small start against
   an ℓ1 descent started at the truth factor (does the ℓ1 loss have points below f(M*)?);
-* :func:`sample_sweep` / :func:`instance_thresholds` / :func:`threshold_summary`: success against the
-  number of measurements m for several r', per instance, on nested operators (the first m rows of
-  one stored operator);
+* :func:`sample_sweep` / :func:`instance_thresholds` / :func:`threshold_summary`: success against
+  the number of measurements m for several r', per instance, on nested operators (the first m
+  rows of one stored operator);
 * figures (:func:`overparam_figure`, :func:`noise_figure`, :func:`dense_figure`,
   :func:`samples_figure`) and :func:`samples_markdown`.
 """
@@ -33,6 +33,8 @@ from paperlib.experiments.xiong import errorbar_over_seeds
 
 
 class Instance(NamedTuple):
+    """One problem of :func:`make_instance` (paper Sec. 1)."""
+
     truth: ms.Truth
     op: ms.Sensing
     y0: jax.Array  # clean measurements
@@ -43,6 +45,8 @@ class Instance(NamedTuple):
 
 
 class OutlierRuns(NamedTuple):
+    """Runs and statistics of :func:`outlier_runs` (sections 2–3)."""
+
     rank_runs: np.ndarray  # (seeds, ranks, T+1) ‖UUᵀ − M*‖_F at α = alpha, every r'
     large: np.ndarray  # (seeds, T+1) r' = d from the first (large) floor alpha
     floors: np.ndarray  # (seeds, floor_alphas) final error of r' = d
@@ -52,6 +56,8 @@ class OutlierRuns(NamedTuple):
 
 
 class NoiseRuns(NamedTuple):
+    """Runs of :func:`noise_runs` (section 4)."""
+
     l1: np.ndarray  # (seeds, 2P, T+1) SubGM errors: outliers at every p, then Gaussian noise
     l2: np.ndarray  # (seeds, 2P, T_l2+1) ℓ2 GD errors on the same data
     frac_l1: np.ndarray  # (seeds, [outliers, Gaussian], P) SubGM final errors
@@ -59,6 +65,8 @@ class NoiseRuns(NamedTuple):
 
 
 class Thresholds(NamedTuple):
+    """Statistics of :func:`threshold_summary` (section 6)."""
+
     tol: float  # recovery level up to the α-floor, 10α
     beyond: float  # censoring value one grid step above the largest m
     m_c: np.ndarray  # (instances, ranks) thresholds at rel. error ≤ tol
@@ -92,6 +100,9 @@ def make_instance(key: jax.Array, d: int, r: int, m: int, cond: float, p_out: fl
 def outlier_instances(key: jax.Array, seeds: int, d: int, r: int, m: int, cond: float, p_out: float,
                       outlier_scale: float) -> list[Instance]:
     """:func:`make_instance` for seeds s = 0, …, seeds − 1 (``fold_in(key, s)``), outliers only.
+
+    Args:
+        key: base PRNG key. seeds: count. d, r, m, cond: problem. p_out, outlier_scale: outliers.
 
     Returns:
         A list of ``seeds`` instances.
@@ -129,7 +140,8 @@ def phi_closed_form(p: ArrayLike, nu: ArrayLike, size: ArrayLike) -> np.ndarray:
     return np.sqrt(2 / np.pi) * ((1 - p) + p / np.sqrt(1 + nu ** 2 / size ** 2))
 
 
-def signrip_terms(key: jax.Array, m: int, d: int, cases) -> np.ndarray:
+def signrip_terms(key: jax.Array, m: int, d: int,
+                  cases: list[tuple[float, float, float]]) -> np.ndarray:
     """Per-measurement terms sign(⟨A_i, X⟩ − s_i)⟨A_i, X/‖X‖⟩ for a fixed random direction X/‖X‖
     and each case (p, ν, ‖X‖); their mean is ⟨Q, X/‖X‖⟩, Q the ℓ1 sub-gradient (Sign-RIP).
 
@@ -298,6 +310,9 @@ def dense_runs(inst: list[Instance], ps: list[float], nu: float, alpha: float, e
                rho: float, steps: int, local_eta0: float, local_rho: float) -> dict:
     """:func:`dense_noise` on every instance, stacked.
 
+    Args:
+        inst: instances. The rest as :func:`dense_noise`.
+
     Returns:
         The keys of :func:`dense_noise`, each of shape (seeds, len(ps)), and ``"below"``: runs
         where the descent from U* ends below f(M*) (the ℓ1 loss has points below f(M*)).
@@ -311,8 +326,8 @@ def dense_runs(inst: list[Instance], ps: list[float], nu: float, alpha: float, e
 def sample_sweep(key: jax.Array, d: int, r: int, cond: float, ranks: list[int], m_grid: list[int],
                  instances: int, p_out: float, outlier_scale: float, alpha: float, eta0: float,
                  rho: float, steps: int) -> np.ndarray:
-    """Final relative error ‖UUᵀ − M*‖_F/‖M*‖_F of SubGM for every (instance, r', m) (the sample-size
-    claim of the abstract): one operator of max(m_grid) rows per instance, its first m rows form
+    """Final relative error ‖UUᵀ − M*‖_F/‖M*‖_F of SubGM for every (instance, r', m) (the
+    sample-size claim of the abstract): one operator of max(m_grid) rows per instance, its first m rows form
     the m-measurement operator (weights 1/m on them, :func:`ms.use_first`), outliers at p_out.
 
     Args:
@@ -397,6 +412,9 @@ def validate(cfg: SimpleNamespace) -> None:
 
     Args:
         cfg: the notebook's resolved settings.
+
+    Returns:
+        None.
 
     Raises:
         ValueError: naming the offending knobs.
@@ -495,7 +513,8 @@ def dense_figure(dn: dict, cfg: SimpleNamespace) -> plt.Figure:
     """
     pd = np.asarray(cfg.dense_fractions)
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for name, key_, mk in [("SubGM from αŨ", "err", "o-"), ("ℓ1 descent from U*", "err_local", "s--")]:
+    for name, key_, mk in [("SubGM from αŨ", "err", "o-"),
+                           ("ℓ1 descent from U*", "err_local", "s--")]:
         errorbar_over_seeds(ax, pd, dn[key_], geometric=True, fmt=mk, capsize=3, label=name)
     for s, below in enumerate(dn["below"]):
         ax.plot(pd[below], dn["err_local"][s, below], "rx", ms=10, mew=2, zorder=5,

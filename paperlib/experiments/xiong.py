@@ -32,12 +32,16 @@ from paperlib import stats
 
 
 class SymSweep(NamedTuple):
+    """Errors of :func:`symmetric_sweep` (Sec. 3, Table 1 rows 1–2)."""
+
     err: np.ndarray  # (2 operators [sensing, identity], seeds, alphas, ks, T+1) ‖XXᵀ − M*‖_F²
     j_norm2: np.ndarray  # same shape, ‖J_t‖_F² (rows outside range(M*))
     truth: ms.Truth  # seed 0's ground truth (for plots)
 
 
 class SymAnalysis(NamedTuple):
+    """The statistics of :func:`symmetric_analysis` the claims of sections 1–2 read."""
+
     i_r: int  # index of k = r in k_sym
     i_over: list[int]  # indices of k > r in k_sym
     k_over: list[int]  # the k > r
@@ -50,6 +54,8 @@ class SymAnalysis(NamedTuple):
 
 
 class AsymSweep(NamedTuple):
+    """Errors of :func:`asymmetric_sweep` (Sec. 4–5)."""
+
     vanilla: np.ndarray  # (seeds, alphas, T_asym+1) vanilla GD errors
     exact: np.ndarray  # (seeds, T_mod+1) k = r errors at alpha = alphas[1]
     modified: np.ndarray  # (seeds, alphas, T_mod+1) with the stand-in step
@@ -58,6 +64,8 @@ class AsymSweep(NamedTuple):
 
 
 class AsymAnalysis(NamedTuple):
+    """The statistics of :func:`asymmetric_analysis` the claims of sections 3–4 read."""
+
     i_claim: list[int]  # indices of the claim's alphas in cfg.alphas
     van_rates: np.ndarray  # (seeds, alphas) vanilla tail rates on 1e-26 < err < 1e-8
     ratio_a2: np.ndarray  # (seeds, claim alphas) λ(α)/α²
@@ -158,7 +166,8 @@ def symmetric_analysis(sym: SymSweep, ks: list[int], r: int, n: int, eta: float)
     return SymAnalysis(i_r, i_over, k_over, target, summ, ratio, lin, floor, rate)
 
 
-def asymmetric_problem(key: jax.Array, n: int, r: int, m: int, cond: float, k: int):
+def asymmetric_problem(key: jax.Array, n: int, r: int, m: int, cond: float,
+                       k: int) -> tuple[ms.Truth, ms.Sensing, jax.Array, jax.Array, jax.Array]:
     """The asymmetric problem of Sec. 4: generic rank-r truth (independent U, V), non-symmetric
     Gaussian operator, and the unit-scale factors of the imbalanced start F0 = αF̃, G0 = (α/3)G̃.
 
@@ -278,6 +287,9 @@ def validate(cfg: SimpleNamespace, alpha_claim: list[float]) -> None:
     Args:
         cfg: the notebook's resolved settings. alpha_claim: the alphas the claims use.
 
+    Returns:
+        None.
+
     Raises:
         ValueError: naming the offending knob.
     """
@@ -307,6 +319,9 @@ def errorbar_over_seeds(ax: plt.Axes, x: ArrayLike, samples: ArrayLike, *, geome
     Args:
         ax: target axes. x: abscissae, shape (P,). samples: shape (seeds, P).
         geometric: average on a log scale. **kw: passed to ``ax.errorbar``.
+
+    Returns:
+        None (draws on ``ax``).
     """
     if not geometric:
         mu, se = stats.mean_and_se(samples)
@@ -472,13 +487,15 @@ def table1_markdown(san: SymAnalysis, aan: AsymAnalysis, loglog_eq: float, cfg: 
         rows.append(f"| symmetric, k = {k} > r | Ω(1/T²) lower bound | d err^(−1/2)/dt = "
                     f"{san.summ[0]['slope'][..., j].mean():.4f} (sensing), "
                     f"{san.summ[1]['slope'][..., j].mean():.4f} (𝒜 = I), 2η/√(k−r) = "
-                    f"{san.target[j]:.4f}; log–log slope {san.summ[0]['loglog'][..., j].mean():.3f} |")
+                    f"{san.target[j]:.4f}; log–log slope "
+                    f"{san.summ[0]['loglog'][..., j].mean():.3f} |")
     a2 = aan.van_rates.mean(0) / np.asarray(cfg.alphas) ** 2
     mod = ", ".join(f"{v:.4f} (α={a:g})" for v, a in zip(aan.mod_rates.mean(0), alpha_claim))
     rows += [f"| asymmetric, k = r | exp(−Ω(T)) | λ = {aan.exact_rates.mean():.4f} |",
              f"| asymmetric, k = {cfg.k_asym} > r | exp(−Ω(α²T)) | λ/α² = "
              + ", ".join(f"{v:.3f} (α={a:g})" for v, a in zip(a2, cfg.alphas)) + " |",
-             f"| asymmetric + one-step modification (our stand-in) | independent of α | λ = {mod} |",
+             "| asymmetric + one-step modification (our stand-in) | independent of α | "
+             f"λ = {mod} |",
              f"| asymmetric, F₀ = G₀ on a symmetric problem | as symmetric k > r | log–log slope "
              f"{loglog_eq:.3f} |"]
     return "\n".join(rows)
