@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 from jax.scipy.special import erf
 
 # ----------------------------------------------------------------------------- nonlinearities
@@ -60,6 +61,14 @@ CLOSED_FORMS = ("relu", "erf", "identity", "quadratic")
 
 
 def nonlinearity(name: str) -> Nonlinearity:
+    """The activation sigma called ``name`` (a key of :data:`NONLINEARITIES`; Section 2).
+
+    Args:
+      name: relu, erf, tanh, softplus, identity or quadratic.
+
+    Returns:
+      Its :class:`Nonlinearity` (sigma, sigma', homogeneity degree, polynomial flag).
+    """
     try:
         return NONLINEARITIES[name]
     except KeyError:
@@ -71,8 +80,18 @@ def nonlinearity(name: str) -> Nonlinearity:
 # return (E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]).
 
 
-def closed_form_expectations(name: str, a, b, c):
-    """Closed forms: ReLU (arc-cosine kernels of degree 1 and 0, no factor 2), erf, identity, z^2."""
+def closed_form_expectations(name: str, a: ArrayLike, b: ArrayLike, c: ArrayLike
+                             ) -> tuple[jax.Array, jax.Array]:
+    """The 2-D Gaussian expectations of the recursions of Prop. 1 and Thm 1 in closed form: ReLU
+    (arc-cosine kernels of degree 1 and 0, no factor 2), erf, identity, z^2.
+
+    Args:
+      name: relu, erf, identity or quadratic.
+      a, b, c: the covariance [[a, c], [c, b]] of (u, v), broadcastable arrays.
+
+    Returns:
+      (E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]), each of the broadcast shape.
+    """
     if name == "relu":
         # angle theta between the inputs from sqrt(ab) (sin, cos) = (sqrt(ab - c^2), c): no division,
         # no clipping, and arctan2 is cheaper than arccos; ab - c^2 is snapped like the quadrature's
@@ -106,9 +125,20 @@ def _cholesky2(a, b, c):
     return l11, l21, l22
 
 
-def gauss_hermite_expectations(name: str, a, b, c, deg: int = 64):
-    """Tensor-product Gauss-Hermite quadrature (probabilists' weight) on the Cholesky factor:
-    u = l11 z1, v = l21 z1 + l22 z2. Spectrally accurate for smooth sigma; slow for kinks."""
+def gauss_hermite_expectations(name: str, a: ArrayLike, b: ArrayLike, c: ArrayLike,
+                               deg: int = 64) -> tuple[jax.Array, jax.Array]:
+    """The expectations of :func:`closed_form_expectations` (Prop. 1, Thm 1) by tensor-product
+    Gauss-Hermite quadrature (probabilists' weight) on the Cholesky factor: u = l11 z1,
+    v = l21 z1 + l22 z2. Spectrally accurate for smooth sigma; slow for kinks.
+
+    Args:
+      name: any key of :data:`NONLINEARITIES`.
+      a, b, c: the covariance [[a, c], [c, b]], broadcastable arrays.
+      deg: nodes per axis.
+
+    Returns:
+      (E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]), each of the broadcast shape.
+    """
     nl = nonlinearity(name)
     z, w = np.polynomial.hermite_e.hermegauss(deg)
     w = w / w.sum()
@@ -122,12 +152,22 @@ def gauss_hermite_expectations(name: str, a, b, c, deg: int = 64):
     return e, ed
 
 
-def polar_expectations(name: str, a, b, c, nodes: int = 16):
+def polar_expectations(name: str, a: ArrayLike, b: ArrayLike, c: ArrayLike,
+                       nodes: int = 16) -> tuple[jax.Array, jax.Array]:
     """2-D quadrature for a positively homogeneous sigma of degree k (ReLU, identity, z^2):
     with z = r (cos phi, sin phi), E[g(u, v)] = E[r^(2k)] * mean_phi g(l1.e_phi, l2.e_phi), since r
     and phi are independent (r^2 ~ chi^2_2, E[r^(2k)] = 2^k k!). The angular integral is split at the
     four angles where u or v changes sign (the kinks) and done by Gauss-Legendre on each piece, so
-    it is exact to rounding for ReLU, unlike Gauss-Hermite."""
+    it is exact to rounding for ReLU, unlike Gauss-Hermite.
+
+    Args:
+      name: a positively homogeneous sigma (relu, identity, quadratic).
+      a, b, c: the covariance [[a, c], [c, b]], broadcastable arrays.
+      nodes: Gauss-Legendre nodes per piece of the angular integral.
+
+    Returns:
+      (E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]), each of the broadcast shape.
+    """
     nl = nonlinearity(name)
     k = nl.homogeneous_degree
     if k is None:
@@ -150,9 +190,19 @@ def polar_expectations(name: str, a, b, c, nodes: int = 16):
     return mean_ff * (2.0 ** k * math.factorial(k)), mean_dd * (2.0 ** (k - 1) * math.factorial(k - 1))
 
 
-def expectations(name: str, a, b, c, method: str = "closed", deg: int = 64):
-    """Dispatch: ``closed`` (closed form), ``quadrature`` (polar quadrature for homogeneous sigma,
-    Gauss-Hermite otherwise), ``gauss_hermite`` (always Gauss-Hermite)."""
+def expectations(name: str, a: ArrayLike, b: ArrayLike, c: ArrayLike, method: str = "closed",
+                 deg: int = 64) -> tuple[jax.Array, jax.Array]:
+    """The 2-D Gaussian expectations of Prop. 1 / Thm 1 by ``method``: ``closed`` (closed form),
+    ``quadrature`` (polar quadrature for homogeneous sigma, Gauss-Hermite otherwise),
+    ``gauss_hermite`` (always Gauss-Hermite, ``deg`` nodes per axis).
+
+    Args:
+      name: the nonlinearity.
+      a, b, c: the covariance [[a, c], [c, b]], broadcastable arrays.
+
+    Returns:
+      (E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)]), each of the broadcast shape.
+    """
     if method == "closed":
         return closed_form_expectations(name, a, b, c)
     if method == "quadrature":
@@ -172,18 +222,51 @@ class Kernels(NamedTuple):
     ntk: jax.Array   # Theta(L)_inf(x1, x2), shape (N, M)
 
 
-@partial(jax.jit, static_argnames=("depth", "nonlin", "method", "deg", "row_batch", "all_depths"))
-def kernels(x1, x2=None, *, depth: int, beta=0.1, nonlin: str = "relu", method: str = "closed",
-            deg: int = 64, row_batch: int | None = None, all_depths: bool = False) -> Kernels:
-    """Sigma(L) and Theta(L)_inf for every pair (x1[i], x2[j]); ``depth`` = L >= 1 weight layers.
-    With ``all_depths`` both come stacked for l = 1..L, shape (L, N, M) (one compiled recursion).
+def kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, depth: int, beta: float = 0.1,
+            nonlin: str = "relu", method: str = "closed", deg: int = 64,
+            row_batch: int | None = None, all_depths: bool = False) -> Kernels:
+    """The limiting kernels Sigma(L) (Prop. 1) and Theta(L)_inf (Thm 1) for all pairs (x1[i], x2[j]).
 
-    The recursion runs on the triple (Sigma(x,x), Sigma(x',x'), Sigma(x,x')) of each pair. With
-    quadrature the pair grid is processed ``row_batch`` rows at a time (lax.map) to bound memory.
+    The recursion runs on the triple (Sigma(x,x), Sigma(x',x'), Sigma(x,x')) of each pair, with the
+    2-D Gaussian expectations of :func:`expectations` (``method``: closed | quadrature |
+    gauss_hermite, ``deg`` nodes per axis). With quadrature the pair grid is processed
+    ``row_batch`` rows at a time (lax.map) to bound memory. Closed forms are elementwise in the
+    pairs, so their inputs are padded to a few row counts (powers of two, at least 64) and one
+    compiled recursion serves many shapes; the padding rows are cut off again.
+
+    Args:
+      x1: inputs, shape (N, n_0).
+      x2: inputs, shape (M, n_0); None means ``x1``.
+      depth: L >= 1, the number of weight layers.
+      beta: the bias scale of the NTK parametrisation.
+      nonlin: a key of :data:`NONLINEARITIES`.
+      all_depths: also return every depth l = 1..L.
+
+    Returns:
+      ``Kernels(nngp, ntk)``, each (N, M), or (L, N, M) with ``all_depths``.
     """
     if depth < 1:
         raise ValueError("depth (number of weight layers) must be >= 1")
-    x2 = x1 if x2 is None else x2
+    x1 = jnp.asarray(x1)
+    x2 = x1 if x2 is None else jnp.asarray(x2)
+    if method != "closed":
+        return _kernels(x1, x2, depth=depth, beta=beta, nonlin=nonlin, method=method, deg=deg,
+                        row_batch=row_batch, all_depths=all_depths)
+    n, m = x1.shape[0], x2.shape[0]
+    k = _kernels(_pad_rows(x1), _pad_rows(x2), depth=depth, beta=beta, nonlin=nonlin,
+                 method=method, deg=deg, row_batch=row_batch, all_depths=all_depths)
+    return Kernels(k.nngp[..., :n, :m], k.ntk[..., :n, :m])
+
+
+def _pad_rows(x: jax.Array, least: int = 64) -> jax.Array:
+    """``x`` with its last row repeated up to max(least, the next power of two) rows."""
+    rows = max(least, 1 << max(0, x.shape[0] - 1).bit_length())
+    return jnp.pad(x, ((0, rows - x.shape[0]), (0, 0)), mode="edge")
+
+
+@partial(jax.jit, static_argnames=("depth", "nonlin", "method", "deg", "row_batch", "all_depths"))
+def _kernels(x1, x2, *, depth, beta, nonlin, method, deg, row_batch, all_depths) -> Kernels:
+    """:func:`kernels` on explicit ``x1``, ``x2`` (one compiled recursion per shape)."""
     n0 = x1.shape[-1]
     q1 = jnp.sum(x1 * x1, -1) / n0 + beta ** 2
     q2 = jnp.sum(x2 * x2, -1) / n0 + beta ** 2
@@ -215,20 +298,43 @@ def kernels(x1, x2=None, *, depth: int, beta=0.1, nonlin: str = "relu", method: 
     return Kernels(c, ntk)
 
 
-def circle(angles) -> jax.Array:
-    """Points (cos gamma, sin gamma) on the unit circle, shape (len(angles), 2)."""
+def circle(angles: ArrayLike) -> jax.Array:
+    """Points x = (cos gamma, sin gamma) on the unit circle (the inputs of Section 6, n_0 = 2).
+
+    Args:
+      angles: gamma, shape (G,).
+
+    Returns:
+      Shape (G, 2).
+    """
     angles = jnp.asarray(angles)
     return jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
 
 
-def circulant_spectrum(row) -> np.ndarray:
+def circulant_spectrum(row: ArrayLike) -> np.ndarray:
     """Eigenvalues of the symmetric circulant Gram matrix whose first row is ``row`` (a kernel that
     depends only on gamma - gamma', on M equispaced circle points): the real DFT of the row, by
-    frequency k = 0 .. M-1 (k and M-k are the same eigenvalue)."""
+    frequency k = 0 .. M-1 (k and M-k are the same eigenvalue). Used for Prop. 2.
+
+    Args:
+      row: the Gram's first row, shape (M,).
+
+    Returns:
+      The M eigenvalues, shape (M,).
+    """
     return np.real(np.fft.fft(np.asarray(row)))
 
 
-def numerical_rank(eigenvalues, rtol: float = 1e-10) -> int:
+def numerical_rank(eigenvalues: ArrayLike, rtol: float = 1e-10) -> int:
+    """The numerical rank for Prop. 2's polynomial counter-examples.
+
+    Args:
+      eigenvalues: any shape.
+      rtol: threshold relative to the largest modulus.
+
+    Returns:
+      How many eigenvalues have modulus above ``rtol`` times the largest.
+    """
     ev = np.abs(np.asarray(eigenvalues))
     return int(np.sum(ev > rtol * ev.max()))
 
@@ -236,9 +342,18 @@ def numerical_rank(eigenvalues, rtol: float = 1e-10) -> int:
 # ----------------------------------------------------------------------------- finite networks
 
 
-def init_params(key, widths, dtype=jnp.float64):
-    """All weights and biases i.i.d. N(0, 1); ``widths = [n_0, n_1, ..., n_L]``. One normal draw of
-    all P parameters, cut into layers (one sampler in the compiled program instead of 2L)."""
+def init_params(key: jax.Array, widths, dtype=jnp.float64) -> list[tuple[jax.Array, jax.Array]]:
+    """Initialisation of Section 2: all weights and biases i.i.d. N(0, 1). One normal draw of all
+    P parameters, cut into layers (one sampler in the compiled program instead of 2L).
+
+    Args:
+      key: a ``jax.random`` key.
+      widths: [n_0, n_1, ..., n_L].
+      dtype: the parameters' dtype.
+
+    Returns:
+      [(W(l) of shape (n_{l+1}, n_l), b(l) of shape (n_{l+1},)) for l = 0..L-1].
+    """
     z = jax.random.normal(key, (num_params(widths),), dtype)
     params, i = [], 0
     for n_in, n_out in zip(widths[:-1], widths[1:]):
@@ -250,6 +365,14 @@ def init_params(key, widths, dtype=jnp.float64):
 
 
 def num_params(widths) -> int:
+    """The number of parameters of Section 2's network.
+
+    Args:
+      widths: [n_0, ..., n_L].
+
+    Returns:
+      P = sum_l (n_l + 1) n_{l+1}.
+    """
     return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:]))
 
 
@@ -267,8 +390,17 @@ def _forward_trace(params, x, beta, nonlin):
         acts.append(h)
 
 
-def apply(params, x, beta=0.1, nonlin: str = "relu"):
-    """f_theta(x), shape (N, n_L); for the paper's scalar output use ``apply(...)[:, 0]``."""
+def apply(params, x: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
+    """The network function f_theta(x) in the NTK parametrisation (Section 2):
+    a~(l+1) = W(l) a(l) / sqrt(n_l) + beta b(l), a(l) = sigma(a~(l)), f = a~(L).
+
+    Args:
+      params: from :func:`init_params`.
+      x: inputs, shape (N, n_0).
+
+    Returns:
+      Shape (N, n_L); for the paper's scalar output use ``apply(...)[:, 0]``.
+    """
     return _forward_trace(params, x, beta, nonlin)[2]
 
 
@@ -283,11 +415,21 @@ def _deltas(params, pres, nonlin):
     return out[::-1]  # delta(1), ..., delta(L)
 
 
-def empirical_ntk(params, x1, x2=None, beta=0.1, nonlin: str = "relu"):
+def empirical_ntk(params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
+                  nonlin: str = "relu") -> jax.Array:
     """The exact NTK Theta(x1[i], x2[j]) = sum_p df/dtheta_p(x1[i]) df/dtheta_p(x2[j]) of a scalar
     output network, without Jacobians: with delta(l) from backprop,
     Theta = sum_l [delta(l+1)(x) . delta(l+1)(x')] [a(l)(x) . a(l)(x') / n_l + beta^2].
-    Memory O((N + M) * width) per layer, so it works at width 10^4."""
+    Memory O((N + M) * width) per layer, so it works at width 10^4 (Section 4, the NTK).
+
+    Args:
+      params: a scalar-output network from :func:`init_params`.
+      x1: inputs, shape (N, n_0).
+      x2: inputs, shape (M, n_0); None means ``x1``.
+
+    Returns:
+      Theta, shape (N, M).
+    """
     if params[-1][0].shape[0] != 1:
         raise ValueError("empirical_ntk is for scalar-output networks (n_L = 1)")
     acts1, pres1, _ = _forward_trace(params, x1, beta, nonlin)
@@ -303,9 +445,19 @@ def empirical_ntk(params, x1, x2=None, beta=0.1, nonlin: str = "relu"):
     return theta
 
 
-def empirical_ntk_jacobian(params, x1, x2=None, beta=0.1, nonlin: str = "relu"):
-    """The same kernel by brute force: per-input gradients (vmapped autodiff) and J1 J2^T. Small
-    widths only (it materialises N x P)."""
+def empirical_ntk_jacobian(params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
+                           nonlin: str = "relu") -> jax.Array:
+    """The NTK of Section 4 by brute force: per-input gradients (vmapped autodiff) and J1 J2^T.
+    Small widths only (it materialises N x P).
+
+    Args:
+      params: a scalar-output network.
+      x1: inputs, shape (N, n_0).
+      x2: inputs, shape (M, n_0); None means ``x1``.
+
+    Returns:
+      Theta, shape (N, M).
+    """
     x2 = x1 if x2 is None else x2
 
     def jac(x):
@@ -315,12 +467,33 @@ def empirical_ntk_jacobian(params, x1, x2=None, beta=0.1, nonlin: str = "relu"):
     return jac(x1) @ jac(x2).T
 
 
-def loss(params, x, y, beta=0.1, nonlin: str = "relu"):
-    """C = (1/2N) sum_i (f(x_i) - y_i)^2 (scalar output)."""
+def loss(params, x: ArrayLike, y: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
+    """The least-squares cost of Section 5, C = (1/2N) sum_i (f(x_i) - y_i)^2 (scalar output).
+
+    Args:
+      params: the network.
+      x: inputs, shape (N, n_0).
+      y: targets, shape (N,).
+
+    Returns:
+      The cost, a scalar.
+    """
     return 0.5 * jnp.mean((apply(params, x, beta, nonlin)[:, 0] - y) ** 2)
 
 
-def gd_step(params, x, y, lr, beta=0.1, nonlin: str = "relu"):
+def gd_step(params, x: ArrayLike, y: ArrayLike, lr: float, beta: float = 0.1,
+            nonlin: str = "relu") -> list:
+    """One gradient-descent step theta <- theta - lr grad C on :func:`loss`; time advances by
+    t = lr (Section 5).
+
+    Args:
+      params: the network.
+      x: inputs, shape (N, n_0); y: targets, shape (N,).
+      lr: the step size.
+
+    Returns:
+      The new parameters (same structure).
+    """
     g = jax.grad(loss)(params, x, y, beta, nonlin)
     return jax.tree_util.tree_map(lambda p, gp: p - lr * gp, params, g)
 
@@ -330,11 +503,20 @@ class Trained(NamedTuple):
     train_outputs: jax.Array | None  # f_t(X_train) for t = 0, lr, ..., lr*steps: (steps + 1, N)
 
 
-def train(params, x, y, *, lr: float, steps: int, beta=0.1, nonlin: str = "relu",
-          record: bool = False) -> Trained:
-    """Full-batch gradient descent on the least-squares cost, ``steps`` steps of size ``lr``
-    (lax.scan); with ``record`` the training outputs f_t(X) after each step are kept. The record
-    comes from the gradient's own forward pass (no second forward per step)."""
+def train(params, x: ArrayLike, y: ArrayLike, *, lr: float, steps: int, beta: float = 0.1,
+          nonlin: str = "relu", record: bool = False) -> Trained:
+    """Full-batch gradient descent on the least-squares cost (Section 5), ``steps`` steps of size
+    ``lr`` (lax.scan), t = lr * steps; with ``record`` the training outputs f_t(X) after each step
+    are kept. The record comes from the gradient's own forward pass (no second forward per step).
+
+    Args:
+      params: the initial network.
+      x: training inputs, shape (N, n_0).
+      y: targets, shape (N,).
+
+    Returns:
+      ``Trained(params, train_outputs)``, the record of shape (steps + 1, N) or None.
+    """
 
     def cost(p):
         out = apply(p, x, beta, nonlin)[:, 0]
@@ -358,7 +540,14 @@ def train(params, x, y, *, lr: float, steps: int, beta=0.1, nonlin: str = "relu"
 def auto_batch(widths, dtype=jnp.float64, budget_bytes: float | None = None, copies: int = 6) -> int:
     """How many networks to vmap at once so that ``copies`` copies of their parameters (weights,
     gradients, scan buffers, ...) fit in ``budget_bytes``: by default about a CPU cache (32 MiB; a
-    larger batch is memory-bound and slower there) or 2 GiB on an accelerator."""
+    larger batch is memory-bound and slower there) or 2 GiB on an accelerator.
+
+    Args:
+      widths: [n_0, ..., n_L] of one network.
+
+    Returns:
+      The batch size, at least 1.
+    """
     if budget_bytes is None:
         budget_bytes = 2 ** 25 if jax.default_backend() == "cpu" else 2 ** 31
     per_net = num_params(widths) * jnp.dtype(dtype).itemsize * copies
@@ -382,7 +571,18 @@ def ensemble(keys, x_train, y_train, x_eval, x_ntk1=None, x_ntk2=None, *, widths
     """One network per key: init (N(0,1), NTK parametrisation), optional empirical NTK, ``steps``
     GD steps on (x_train, y_train), evaluation on x_eval, NTK again. With ``shift_target`` the target
     is f_0(x_train) + y_train (the paper's Fig. 3 protocol). Networks run ``batch_size`` at a time
-    (vmap inside lax.map), so the same call fits a CPU or a GPU."""
+    (vmap inside lax.map), so the same call fits a CPU or a GPU. Sections 4-6 (Figs. 1-3).
+
+    Args:
+      keys: one key per network, shape (S,).
+      x_train: training inputs (N, n_0); y_train: targets (N,) (the shift with ``shift_target``).
+      x_eval: inputs where f_0 and f_T are returned, (E, n_0).
+      x_ntk1, x_ntk2: the empirical NTK's inputs, (A, n_0) and (B, n_0) (None: x_ntk1).
+      widths: (n_0, ..., n_L), static.
+
+    Returns:
+      :class:`EnsembleResult` with a leading axis of size S.
+    """
     cast = lambda t: None if t is None else jnp.asarray(t, dtype)
     x_train, y_train, x_eval, x_ntk1, x_ntk2 = map(cast, (x_train, y_train, x_eval, x_ntk1, x_ntk2))
     beta = jnp.asarray(beta, dtype)
@@ -401,9 +601,19 @@ def ensemble(keys, x_train, y_train, x_eval, x_ntk1=None, x_ntk2=None, *, widths
 
 
 @partial(jax.jit, static_argnames=("widths", "nonlin", "dtype", "batch_size"))
-def init_ensemble(keys, x, *, widths: tuple, beta=0.1, nonlin: str = "relu", dtype=jnp.float64,
-                  batch_size: int = 1):
-    """At initialisation only: f(x) (S, P) and the empirical NTK Theta(x, x) (S, P, P) per key."""
+def init_ensemble(keys: jax.Array, x: ArrayLike, *, widths: tuple, beta: float = 0.1,
+                  nonlin: str = "relu", dtype=jnp.float64,
+                  batch_size: int = 1) -> tuple[jax.Array, jax.Array]:
+    """Networks at initialisation only (Prop. 1, Thm 1), one per key, ``batch_size`` at a time.
+
+    Args:
+      keys: shape (S,).
+      x: inputs, shape (P, n_0).
+      widths: (n_0, ..., n_L), static.
+
+    Returns:
+      (f(x) of shape (S, P), the empirical NTK Theta(x, x) of shape (S, P, P)).
+    """
     x = jnp.asarray(x, dtype)
     beta = jnp.asarray(beta, dtype)
 
@@ -432,17 +642,34 @@ class Spectrum(NamedTuple):
     eigenvectors: jax.Array  # columns, unit norm
 
 
-def kernel_pcs(k_train) -> Spectrum:
-    """Kernel principal components (non-centred): eigenpairs of K/N, descending. The i-th PC on the
-    data is f^(i)(X) = sqrt(N) v_i (unit norm in p_in)."""
+def kernel_pcs(k_train: ArrayLike) -> Spectrum:
+    """Kernel principal components (Section 5, non-centred): eigenpairs of K/N, descending. The
+    i-th PC on the data is f^(i)(X) = sqrt(N) v_i (unit norm in p_in).
+
+    Args:
+      k_train: the Gram K(X, X), shape (N, N).
+
+    Returns:
+      ``Spectrum(eigenvalues (N,), eigenvectors (N, N) as columns)``.
+    """
     n = k_train.shape[0]
     lam, v = jnp.linalg.eigh(k_train / n)
     return Spectrum(lam[::-1], v[:, ::-1])
 
 
-def gd_residual(k_train, r0, t=None, lr=1.0, steps=None):
-    """Training residual u_t - y of kernel gradient descent from residual r0 on the data:
-    exp(-t K/N) r0 (flow) or (I - lr K/N)^steps r0 (discrete GD)."""
+def gd_residual(k_train: ArrayLike, r0: ArrayLike, t: float | None = None, lr: float = 1.0,
+                steps: int | None = None) -> jax.Array:
+    """Training residual u_t - y of kernel gradient descent from residual r0 on the data
+    (Section 5): exp(-t K/N) r0 (flow) or (I - lr K/N)^steps r0 (discrete GD).
+
+    Args:
+      k_train: the Gram K(X, X), shape (N, N).
+      r0: the initial residual u_0 - y, shape (N,).
+      t, lr, steps: flow time, or step size and number of GD steps; neither: t = inf.
+
+    Returns:
+      Shape (N,).
+    """
     lam, v = kernel_pcs(k_train)
     return v @ (_decay(lam, t, lr, steps) * (v.T @ r0))
 
@@ -454,9 +681,21 @@ def _solve_operator(k_train, t=None, lr=1.0, steps=None):
     return (v * ((1 - _decay(lam / n, t, lr, steps)) / lam)) @ v.T
 
 
-def kernel_predict(k_train, k_test_train, y, f0_train=None, f0_test=None, t=None, lr=1.0, steps=None):
-    """The function learned by kernel gradient descent (kernel K fixed): f_t(x) = f_0(x) +
-    K(x, X) A_t (y - f_0(X)); without f_0 (f_0 = 0) this is kernel (ridgeless) regression at t = inf."""
+def kernel_predict(k_train: ArrayLike, k_test_train: ArrayLike, y: ArrayLike,
+                   f0_train: ArrayLike | None = None, f0_test: ArrayLike | None = None,
+                   t: float | None = None, lr: float = 1.0, steps: int | None = None) -> jax.Array:
+    """The function learned by kernel gradient descent (Section 5, kernel K fixed): f_t(x) =
+    f_0(x) + K(x, X) A_t (y - f_0(X)); without f_0 (f_0 = 0) this is kernel (ridgeless) regression
+    at t = inf.
+
+    Args:
+      k_train: K(X, X), (N, N); k_test_train: K(x, X), (M, N); y: targets (N,).
+      f0_train, f0_test: f_0 on X (N,) and on x (M,), or None.
+      t, lr, steps: flow time, or step size and number of GD steps; neither: t = inf.
+
+    Returns:
+      f_t(x), shape (M,).
+    """
     a = _solve_operator(k_train, t, lr, steps)
     r = y if f0_train is None else y - f0_train
     out = k_test_train @ (a @ r)
@@ -468,12 +707,24 @@ class Gaussian(NamedTuple):
     cov: jax.Array  # (M, M), or (M,) variances when ``diag``
 
 
-def trained_gaussian(ntk_train, ntk_test_train, nngp_train, nngp_test_train, nngp_test, y,
-                     t=None, lr=1.0, steps=None, diag: bool = True) -> Gaussian:
+def trained_gaussian(ntk_train: ArrayLike, ntk_test_train: ArrayLike, nngp_train: ArrayLike,
+                     nngp_test_train: ArrayLike, nngp_test: ArrayLike, y: ArrayLike,
+                     t: float | None = None, lr: float = 1.0, steps: int | None = None,
+                     diag: bool = True) -> Gaussian:
     """Law of the infinite-width network after training (Section 5): f_0 ~ GP(0, Sigma), kernel GD
     with Theta_inf makes f_t Gaussian with mean Theta(x, X) A_t y and covariance
     Sigma(x, x') - Theta(x,X) A_t Sigma(X,x') - Sigma(x,X) A_t Theta(X,x') + Theta(x,X) A_t Sigma(X,X) A_t Theta(X,x').
-    ``nngp_test`` is Sigma(x, x) (M,) with ``diag`` or the full Sigma(x, x') (M, M)."""
+    ``nngp_test`` is Sigma(x, x) (M,) with ``diag`` or the full Sigma(x, x') (M, M).
+
+    Args:
+      ntk_train, nngp_train: Theta and Sigma on the data, (N, N).
+      ntk_test_train, nngp_test_train: the same between test points and data, (M, N).
+      y: targets, (N,).
+      t, lr, steps: flow time, or step size and number of GD steps; neither: t = inf.
+
+    Returns:
+      ``Gaussian(mean (M,), cov (M,) with diag or (M, M))``.
+    """
     a = _solve_operator(ntk_train, t, lr, steps)
     ka = ntk_test_train @ a                      # (M, N)
     mean = ka @ y
@@ -490,22 +741,45 @@ class LinearisedSplit(NamedTuple):
     prior_part: jax.Array   # f_0(x) - Theta_0(x, X) A_t f_0(X); mean exactly 0 over initialisations
 
 
-def linearised_split(ntk_train, ntk_test_train, f0_train, f0_test, y, t=None, lr=1.0, steps=None):
+def linearised_split(ntk_train: ArrayLike, ntk_test_train: ArrayLike, f0_train: ArrayLike,
+                     f0_test: ArrayLike, y: ArrayLike, t: float | None = None, lr: float = 1.0,
+                     steps: int | None = None) -> LinearisedSplit:
     """The network linearised at initialisation (first-order Taylor in the parameters) and trained on
     least squares is kernel GD with its own empirical NTK Theta_0 (Section 5):
     f_lin_t(x) = f_0(x) + Theta_0(x, X) A_t (y - f_0(X)) = kernel_part + prior_part.
     Negating the last layer maps f_0 to -f_0 and leaves Theta_0 unchanged, and the N(0, 1) law is
     symmetric, so E[prior_part] = 0 exactly at every width: it is a zero-mean control variate, and
-    E[kernel_part] is the linearised network's mean, to compare with the Section 5 mean Theta_inf(x, X) A_t y."""
+    E[kernel_part] is the linearised network's mean, to compare with the Section 5 mean
+    Theta_inf(x, X) A_t y.
+
+    Args:
+      ntk_train: Theta_0(X, X), (N, N); ntk_test_train: Theta_0(x, X), (M, N).
+      f0_train, f0_test: f_0 on X (N,) and on x (M,); y: targets (N,).
+      t, lr, steps: flow time, or step size and number of GD steps; neither: t = inf.
+
+    Returns:
+      ``LinearisedSplit(kernel_part (M,), prior_part (M,))``.
+    """
     a = _solve_operator(ntk_train, t, lr, steps)
     return LinearisedSplit(ntk_test_train @ (a @ y), f0_test - ntk_test_train @ (a @ f0_train))
 
 
-def fit_decay_rates(residuals, eigenvectors, lr: float, indices, eigenvalues, window: float = 1.0):
+def fit_decay_rates(residuals: ArrayLike, eigenvectors: ArrayLike, lr: float, indices,
+                    eigenvalues: ArrayLike, window: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-unit-time decay rate of the training residual along eigenvector i: with
     p_i(k) = v_i . r_k, the GD rate is (1 - rho_i)/lr where rho_i is the least-squares per-step
     factor of log|p_i(k)/p_i(0)| over the steps with lr * lambda_i * k <= window (so each fit uses the
-    stretch where that component is still within e^-window of its start). Returns (rates, steps used)."""
+    stretch where that component is still within e^-window of its start). Section 5: for kernel
+    GD the rate is exactly lambda_i.
+
+    Args:
+      residuals: f_t(X) - f*, shape (steps + 1, N).
+      eigenvectors: v_i as columns, (N, N); eigenvalues: lambda_i of K/N, (N,).
+      indices: the k PCs to fit.
+
+    Returns:
+      (rates (k,), steps used (k,)).
+    """
     proj = np.asarray(residuals) @ np.asarray(eigenvectors)[:, list(indices)]  # (steps+1, k)
     rates, used = [], []
     for j, i in enumerate(indices):

@@ -1,13 +1,21 @@
 """Protocols of the Jacot notebook against single networks built and trained by hand."""
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
+import pytest
 
+matplotlib.use("Agg")
 jax.config.update("jax_enable_x64", True)
+
+import matplotlib.pyplot as plt  # noqa: E402
 
 from paperlib import ntk  # noqa: E402
 from paperlib.experiments import jacot  # noqa: E402
+from paperlib.image_sets import ImageSet  # noqa: E402
 
 BETA = 0.1
 X = ntk.circle(jnp.array([-2.0, -0.5, 1.0]))
@@ -81,3 +89,115 @@ def test_pc_split_and_decay_rates_on_exact_kernel_gradient_descent():
     g, h = jacot.pc_split(f0 + 0.5 * f2 - 0.5 * f2 * np.exp(-np.arange(3))[None, :, None], f2)
     np.testing.assert_allclose(g[0], 0.5 * np.exp(-np.arange(3)), rtol=1e-12)
     np.testing.assert_allclose(h[0], 0.0, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- settings, data, plots
+
+SMOKE = dict(mc_width=256, mc_nets=400, init_widths=[128, 512, 2048], init_seeds=16,
+             lazy_widths=[256, 512, 1024], fig1_widths=[256, 1024], lazy_seeds=4, n_train=20,
+             fig2_widths=[50, 256], fig2_seeds=10, gauss_width=256, gauss_seeds=100,
+             bias_widths=[50, 256], pc_data=32, pc_width=512, pc_seeds=8, pc_components=3,
+             fig3_data=64, fig3_widths=[100, 500], fig3_seeds=2, fig3_horizon=3.0)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(lazy_widths=[256, 512]), "at least 3 widths"),
+    (dict(fig1_widths=[256, 2048]), "fig1_widths"),
+    (dict(gauss_width=128), "gauss_width"),
+    (dict(gauss_seeds=99), ">= 100"),
+    (dict(pc_components=40), "pc_components"),
+])
+def test_validate_rejects_inconsistent_settings(change, message):
+    jacot.validate(SimpleNamespace(**SMOKE))
+    with pytest.raises(ValueError, match=message):
+        jacot.validate(SimpleNamespace(**dict(SMOKE, **change)))
+
+
+def test_digit_images_reads_mnist_shaped_arrays_and_the_proxy():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (50, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 50)
+    real = ImageSet("mnist", X, y, X[:5], y[:5])
+    key = jax.random.key(1)
+    x, lab = jacot.digit_images(key, 7, real)
+    perm = np.asarray(jax.random.permutation(key, 50))[:7]
+    assert x.shape == (7, 784) and lab.shape == (7,)
+    np.testing.assert_array_equal(np.asarray(x), X[perm].reshape(7, -1) / 255.0)
+    np.testing.assert_array_equal(lab, y[perm])
+    assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+    xp, labp = jacot.digit_images(key, 5)
+    assert xp.shape == (5, 64) and float(xp.max()) <= 1.0 and labp.shape == (5,)
+    assert jacot.data_name(real) == "MNIST" and "proxy" in jacot.data_name(None)
+    with pytest.raises(ValueError, match="images"):
+        jacot.digit_images(key, 51, real)
+
+
+def test_monte_carlo_entries_are_products_and_brute_force_kernels():
+    key, x = jax.random.key(6), X[:2]
+    mc = jacot.monte_carlo(key, x, 5, 2, depth=4, beta=BETA, dtype=jnp.float64)
+    p = ntk.init_params(jax.random.split(key, 2)[1], [2, 5, 5, 5, 1])
+    f = np.asarray(ntk.apply(p, x, BETA)[:, 0])
+    np.testing.assert_allclose(mc.products[1], [f[0] ** 2, f[0] * f[1], f[1] ** 2], rtol=1e-10)
+    th = np.asarray(JACOBIAN_NTK(p, x, x))
+    np.testing.assert_allclose(mc.ntk[1], th[np.triu_indices(2)], rtol=1e-10)
+    k = ntk.kernels(x, depth=4, beta=BETA)
+    np.testing.assert_allclose(mc.ntk_target, np.asarray(k.ntk)[np.triu_indices(2)], rtol=1e-14)
+
+
+def test_closed_forms_agree_with_quadrature_and_spectra_have_the_polynomial_ranks():
+    grid = ntk.circle(jnp.linspace(-np.pi, np.pi, 9))
+    assert jacot.closed_vs_quadrature(grid, "relu", depth=3, beta=BETA) < 1e-10
+    sp = jacot.pd_spectra(jax.random.key(0), 64, depth=4, beta=BETA, sphere_points=8)
+    assert sp.identity_rank == 3 and sp.relu_rank_l1 == 3  # affine in x.x': modes 0, +-1
+    assert sp.quadratic_ranks == [5, 9, 17, 33]              # 2^L + 1 Fourier modes
+    assert min(ev.min() for ev in sp.relu.values()) > 0 and sp.sphere[0] > 0
+    assert sp.beta0_odd < 1e-10                               # beta = 0, L = 2: odd modes vanish
+
+
+def test_limit_band_pinches_at_the_data_and_fits_the_targets():
+    g = jnp.array([-2.0, 0.5, 2.0])
+    x = ntk.circle(g)
+    y = x[:, 0] * x[:, 1]
+    band = jacot.limit_band(x, y, x, depth=4, beta=BETA, lr=1.0, steps=200000)
+    assert band.var_at_data <= 1e-10
+    np.testing.assert_allclose(band.mean, np.asarray(y), atol=1e-8)
+    np.testing.assert_allclose(band.sd, 0.0, atol=1e-5)
+    unit = jacot.Band(np.zeros(4), np.ones(4), (0.0, 0.0), 0.0)
+    assert jacot.band_fraction(np.array([0.0, 1.2, 1.3, -2.0]), unit) == 0.5  # P90 = 1.2816
+
+
+def test_width_steps_and_beta_gap():
+    dm, dse = jacot.width_steps({1: np.array([1.0, 3.0]), 2: np.array([0.0, 0.0])})
+    np.testing.assert_allclose(dm, [-2.0])
+    np.testing.assert_allclose(dse, [1.0])  # s.e. of the mean of (1, 3) is 1
+    x = jnp.asarray(np.random.default_rng(1).random((6, 3)))
+    lam = jacot.beta_gap(x, depth=3)
+    for b, l12 in lam.items():
+        k = np.asarray(ntk.kernels(x, depth=3, beta=b).ntk) / 6
+        np.testing.assert_allclose(l12, np.linalg.eigvalsh(k)[::-1][:2], rtol=1e-12)
+
+
+def test_fig3_run_starts_on_the_pc_and_plots_draw():
+    x = jnp.asarray(np.random.default_rng(2).random((6, 3)))
+    run = jacot.fig3_run(jax.random.key(0), x, [8], 2, 0.05, depth=4, lr=1.0, beta=BETA,
+                         dtype=jnp.float64)
+    np.testing.assert_allclose(run.g[8][:, 0], 0.5, atol=1e-12)
+    np.testing.assert_allclose(run.h[8][:, 0], 0.0, atol=1e-12)
+    np.testing.assert_allclose(run.theory, 0.5 * np.exp(-run.eigenvalues[1] * run.t))
+    rates = jacot.PCRates(run.eigenvalues, np.full((2, 2), 0.1), np.zeros((2, 2)))
+    fig, axs = plt.subplots(1, 4)
+    jacot.plot_fig3(axs, run, np.arange(6), rates, 8, "MNIST")
+    fig2, ax = plt.subplots(1, 2)
+    sp = jacot.Spectra({2: np.ones(64)}, 3, np.ones(64), np.ones(3), 3, [5, 9, 17, 33], 0.0)
+    jacot.plot_spectra(ax, sp)
+    gam = np.linspace(-np.pi, np.pi, 5)
+    band = jacot.Band(np.zeros(5), np.ones(5), (0.0, 0.0), 0.0)
+    jacot.plot_fig2(ax, gam, {4: np.zeros((2, 5)), 9: np.ones((2, 5))}, band, [0.0], [0.0], 3)
+    lazy = {4: dict(th0=np.ones((2, 5)), thT=np.ones((2, 5)))}
+    jacot.plot_fig1(plt.subplots()[1], lazy, [4], gam, np.ones(5), 3)
+    bias = {n: dict(cv=(0.1 / n, 0.01), lin=(0.0, 0.01), nonlin=(0.1, 0.01), S=3,
+                    cv_s=np.full(3, 0.1 / n)) for n in (4, 16)}
+    jacot.plot_bias(plt.subplots()[1], bias, 0.0)
+    table = jacot.bias_table(bias, 0.0)
+    assert table.count("\n| ") == 2 and "width: -1.00" in table  # bias 0.1 / n: slope -1
+    plt.close("all")
