@@ -13,7 +13,7 @@ jax.config.update("jax_enable_x64", True)
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from paperlib import ntk  # noqa: E402
+from paperlib import notebooks, ntk  # noqa: E402
 from paperlib.experiments import jacot  # noqa: E402
 from paperlib.image_sets import ImageSet  # noqa: E402
 
@@ -93,11 +93,8 @@ def test_pc_split_and_decay_rates_on_exact_kernel_gradient_descent():
 
 # ----------------------------------------------------------------------------- settings, data, plots
 
-SMOKE = dict(mc_width=256, mc_nets=400, init_widths=[128, 512, 2048], init_seeds=16,
-             lazy_widths=[256, 512, 1024], fig1_widths=[256, 1024], lazy_seeds=4, n_train=20,
-             fig2_widths=[50, 256], fig2_seeds=10, gauss_width=256, gauss_seeds=100,
-             bias_widths=[50, 256], pc_data=32, pc_width=512, pc_seeds=8, pc_components=3,
-             fig3_data=64, fig3_widths=[100, 500], fig3_seeds=2, fig3_horizon=3.0)
+PROFILES = notebooks.profile_values(notebooks.NOTEBOOKS_DIR / "jacot2018_ntk.ipynb")
+SMOKE = PROFILES["smoke"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -108,7 +105,8 @@ SMOKE = dict(mc_width=256, mc_nets=400, init_widths=[128, 512, 2048], init_seeds
     (dict(pc_components=40), "pc_components"),
 ])
 def test_validate_rejects_inconsistent_settings(change, message):
-    jacot.validate(SimpleNamespace(**SMOKE))
+    for settings in PROFILES.values():
+        jacot.validate(SimpleNamespace(**settings))
     with pytest.raises(ValueError, match=message):
         jacot.validate(SimpleNamespace(**dict(SMOKE, **change)))
 
