@@ -1,13 +1,20 @@
-"""Protocols of the Tyurin notebook against the plain per-dataset, per-gamma library calls."""
+"""Protocols of the Tyurin notebook against the plain per-dataset, per-gamma library calls, closed
+forms and the paper's counts; the real-data path on tiny synthetic arrays shaped like the real sets."""
+
+from types import SimpleNamespace
 
 import jax
+import matplotlib
 import numpy as np
+import pytest
 
 jax.config.update("jax_enable_x64", True)
+matplotlib.use("Agg")
 
 from paperlib import datasets  # noqa: E402
 from paperlib import perceptron as pc  # noqa: E402
 from paperlib.experiments import tyurin  # noqa: E402
+from paperlib.image_sets import ImageSet  # noqa: E402
 
 GAMMAS = [0.1, 1.0, 10.0, 100.0]
 
@@ -52,15 +59,6 @@ def test_log_envelope_keeps_every_bin_extreme_and_thins_long_series():
 # --------------------------------------------------------------------------------------------
 # Settings, data sets and the real-data path (tiny synthetic arrays shaped like the real sets)
 # --------------------------------------------------------------------------------------------
-
-from types import SimpleNamespace  # noqa: E402
-
-import matplotlib  # noqa: E402
-import pytest  # noqa: E402
-
-from paperlib.image_sets import ImageSet  # noqa: E402
-
-matplotlib.use("Agg")
 
 GOOD = dict(gammas=[0.1, 1.0], num_steps=10, digit_pairs=[[3, 8]], planted_shapes=[[30, 4]],
             worst_case_sizes=[10, 30], real_classes=[0, 1], real_size=20)
@@ -152,10 +150,10 @@ def test_table1_counts_reproduce_the_worst_case_row():
 
 
 def test_worst_case_times_follow_the_closed_form():
-    times, closed = tyurin.worst_case_times([10, 37, 100])
-    assert closed == [(3 * n + 2) // 10 + 1 for n in (10, 37, 100)]
+    times, closed = tyurin.worst_case_times([37, 1000])  # n = 1000: the shape compiled above
+    assert closed == [(3 * n + 2) // 10 + 1 for n in (37, 1000)] == [12, 301]
     assert times["Batch Perceptron"] == closed
-    assert times["Normalized Batch Perceptron"] == [2, 2, 2]
+    assert times["Normalized Batch Perceptron"] == [2, 2] and times["LR+GD, γ=100"][1] == 308
 
 
 def test_two_point_study_matches_theorem_4_1():
@@ -167,7 +165,7 @@ def test_two_point_study_matches_theorem_4_1():
 
 
 def test_bound_ratios_are_observed_over_bound():
-    Z = {"two_point": pc.signed_samples(*pc.two_point_dataset()), "small": _sets()[0]}
+    Z = {"worst_case": pc.signed_samples(*pc.worst_case_dataset(1000)), "small": _sets()[0]}
     cert = {k: pc.margin_certificate(z) for k, z in Z.items()}
     ratio, rows = tyurin.bound_ratios(Z, cert)
     assert ratio["thm6.1"].shape == (2, len(tyurin.BOUND_GAMMAS)) and len(rows) == 8
@@ -204,12 +202,11 @@ def test_scaled_loss_gap_within_the_closed_form_bound():
 
 
 def test_perceptron_race_and_hygiene_and_anchor():
-    rows = tyurin.perceptron_race([[0, 1]], seed=0, max_steps=5000)
-    Zb = pc.signed_samples(*datasets.digits_pair(0, 1))
-    assert rows[0][:3] == ("0-1", "balanced", pc.steps_to_separate(Zb, "batch_perceptron", 5000))
-    assert [r[1] for r in rows] == ["balanced", "imbalanced"]
-    assert tyurin.normalized_stays_finite(pc.signed_samples(*pc.worst_case_dataset(100)),
-                                          num_steps=50) == [True, True]
+    rows = tyurin.perceptron_race([[3, 8]], seed=0)  # the shapes test_perceptron compiles for
+    assert rows[0] == ("3-8", "balanced", 86, 49)  # the brief's counts on digits 3-8 (Sec. 4)
+    assert [r[1] for r in rows] == ["balanced", "imbalanced"] and min(rows[1][2:]) > 0
+    Zw = pc.signed_samples(*pc.worst_case_dataset(1000))
+    assert tyurin.normalized_stays_finite(Zw) == [True, True]
     xor = (np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]]),
            np.array([1.0, 1.0, -1.0, -1.0]))
     assert tyurin.sklearn_separates({"two": pc.two_point_dataset(), "xor": xor}) == [True, False]
@@ -229,5 +226,8 @@ def test_plot_helpers_draw():
             tyurin.table_figure(tyurin.TABLE1_WORST_CASE, [2, 2, 16, 157, 308], "t"),
             tyurin.scaled_loss_figure(np.array([1.0, 10.0]), np.array([0.1, 0.01]), "a"),
             tyurin.race_figure([("0-1", "balanced", 3, 2), ("0-1", "imbalanced", 4, 5)])]
+    assert "1 of 1 balanced and 0 of 1 imbalanced" in tyurin.race_summary(
+        [("0-1", "balanced", 3, 2), ("0-1", "imbalanced", 4, 5)])
+    assert "T = 5" in tyurin.reduction_summary(red, [1e2, 1e8])
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     matplotlib.pyplot.close("all")

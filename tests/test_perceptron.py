@@ -161,9 +161,9 @@ def test_sweeps_match_single_runs(small_Z):
 def test_steps_to_separate_matches_traces(small_Z, worst_Z, method):
     """The early-stopping loop counts exactly what separation_time reads off the full trace."""
     run = getattr(P, method)
-    for Z, T in ((small_Z, 20), (worst_Z, 320)):  # the horizons other tests compile for
+    for Z, T, path in ((small_Z, 40, True), (worst_Z, 320, False)):  # as compiled by other tests
         for g in ([0.1, 1.0, 100.0] if "lr_gd" in method else [1.0]):
-            trace = run(Z, g, T) if "lr_gd" in method else run(Z, T)
+            trace = run(Z, g, T, path) if "lr_gd" in method else run(Z, T, path)
             assert P.steps_to_separate(Z, method, T, g) == P.separation_time(trace)
     assert P.steps_to_separate(worst_Z, "batch_perceptron", 300) == -1  # separates at 301
     assert P.steps_to_separate(worst_Z, "batch_perceptron", 301) == 301
@@ -356,7 +356,7 @@ def test_loss_and_grad_helpers(small_Z):
 
 def test_scaled_loss_tends_to_perceptron_loss(digits_Z):
     """Sec. 3 remark: 0 <= scaled loss - perceptron loss <= log(2)/s, so the gap vanishes as s -> inf."""
-    theta = P.batch_perceptron(digits_Z, 20).theta_final
+    theta = P.perceptron_updates(digits_Z, 5)[1]  # not separating (5 updates; compiled above)
     perc = float(P.perceptron_loss(theta, digits_Z))
     assert perc > 0
     gaps = [float(P.scaled_logistic_loss(theta, digits_Z, s)) - perc for s in (1.0, 10.0, 100.0, 1000.0)]
