@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.typing import ArrayLike
 from scipy.optimize import minimize
 
 # ------------------------------------------------------------------------------ model interface
@@ -139,8 +140,24 @@ LINEAR_GAUSSIAN = StateSpaceModel(
 )
 
 
-def lg_params(A, Q, C, R, m0, P0, dtype=None) -> LGParams:
-    """Validated :class:`LGParams` (scalars become 1 x 1 matrices)."""
+def lg_params(A: ArrayLike, Q: ArrayLike, C: ArrayLike, R: ArrayLike, m0: ArrayLike,
+              P0: ArrayLike, dtype=None) -> LGParams:
+    """Validated parameters of the linear-Gaussian SSM x_0 ~ N(m0, P0), x_{t+1} = A x_t + N(0, Q),
+    y_t = C x_t + N(0, R) (the paper's Sec. 2 model class; our test bed).
+
+    Args:
+        A: (d, d) transition matrix (a scalar becomes 1 x 1).
+        Q: (d, d) transition noise covariance, positive definite.
+        C: (d_y, d) observation matrix.
+        R: (d_y, d_y) observation noise covariance, positive definite.
+        m0: (d,) initial mean.
+        P0: (d, d) initial covariance, positive definite.
+        dtype: floating dtype (default: JAX's default float).
+
+    Returns:
+        :class:`LGParams`; raises ValueError on a wrong shape or a covariance that is not positive
+        definite (checked only outside tracing).
+    """
     dtype = dtype or jnp.result_type(float)
     A, Q, C, R = (jnp.atleast_2d(jnp.asarray(v, dtype)) for v in (A, Q, C, R))
     m0 = jnp.atleast_1d(jnp.asarray(m0, dtype))
@@ -159,9 +176,19 @@ def lg_params(A, Q, C, R, m0, P0, dtype=None) -> LGParams:
     return LGParams(A, Q, C, R, m0, P0)
 
 
-def scalar_lg_params(a=0.9, q=1.0, c=1.0, r=1.0, m0=0.0, p0=None) -> LGParams:
-    """Scalar LGSSM; P0 defaults to the stationary variance q / (1 - a^2) (needs |a| < 1). Traceable
-    when p0 is given (e.g. a = theta[0] in learning)."""
+def scalar_lg_params(a: ArrayLike = 0.9, q: ArrayLike = 1.0, c: ArrayLike = 1.0,
+                     r: ArrayLike = 1.0, m0: ArrayLike = 0.0, p0: ArrayLike | None = None) -> LGParams:
+    """Scalar linear-Gaussian SSM x_{t+1} = a x_t + N(0, q), y_t = c x_t + N(0, r).
+
+    Args:
+        a, q, c, r: transition coefficient, transition variance, observation coefficient,
+            observation variance (scalars; traceable when ``p0`` is given, e.g. in learning).
+        m0: initial mean.
+        p0: initial variance; None gives the stationary q / (1 - a^2) (needs |a| < 1).
+
+    Returns:
+        :class:`LGParams` with 1 x 1 matrices.
+    """
     if p0 is None:
         if not abs(a) < 1:
             raise ValueError(f"stationary initial variance needs |a| < 1, got a = {a}")
@@ -182,8 +209,18 @@ STOCHASTIC_VOLATILITY = StateSpaceModel(
 )
 
 
-def sv_params(mu=-1.0, rho=0.9, sigma=0.3) -> SVParams:
-    """Validated :class:`SVParams` (|rho| < 1, sigma > 0)."""
+def sv_params(mu: float = -1.0, rho: float = 0.9, sigma: float = 0.3) -> SVParams:
+    """Validated stochastic-volatility parameters (brief Sec. 2.7: x_{t+1} = mu + rho (x_t - mu) +
+    sigma e_t, y_t ~ N(0, exp(x_t))).
+
+    Args:
+        mu: mean log-variance.
+        rho: persistence, |rho| < 1.
+        sigma: innovation s.d., > 0.
+
+    Returns:
+        :class:`SVParams` of 0-d arrays.
+    """
     if not (abs(rho) < 1 and sigma > 0):
         raise ValueError(f"stochastic volatility needs |rho| < 1 and sigma > 0, got rho={rho}, sigma={sigma}")
     f = jnp.result_type(float)
@@ -191,9 +228,20 @@ def sv_params(mu=-1.0, rho=0.9, sigma=0.3) -> SVParams:
 
 
 @partial(jax.jit, static_argnames=("model", "n_steps", "observation_sampler"))
-def simulate(key, model: StateSpaceModel, params, n_steps: int, observation_sampler: Callable):
-    """One trajectory x_{0:T} and data y_{0:T} (T = n_steps); ``observation_sampler(key, x, params)``
-    draws y_t given x_t (d,)."""
+def simulate(key: jax.Array, model: StateSpaceModel, params, n_steps: int,
+             observation_sampler: Callable) -> tuple[jax.Array, jax.Array]:
+    """One trajectory of the hidden chain and its observations (the HMM of the paper's Sec. 2).
+
+    Args:
+        key: PRNG key.
+        model: the state-space model.
+        params: its parameters.
+        n_steps: T.
+        observation_sampler: ``(key, x (d,), params) -> y (d_y,)`` draws y_t given x_t.
+
+    Returns:
+        (states x_{0:T} (T + 1, d), observations y_{0:T} (T + 1, d_y)).
+    """
     k0, kx, ky = jax.random.split(key, 3)
     x0 = model.sample_initial(k0, 1, params)
 
@@ -207,13 +255,31 @@ def simulate(key, model: StateSpaceModel, params, n_steps: int, observation_samp
     return xs, ys
 
 
-def lg_observation_sampler(key, x, p: LGParams):
-    """y ~ N(C x, R) for :func:`simulate`."""
+def lg_observation_sampler(key: jax.Array, x: jax.Array, p: LGParams) -> jax.Array:
+    """One draw y ~ N(C x, R) for :func:`simulate`.
+
+    Args:
+        key: PRNG key.
+        x: (d,) state.
+        p: linear-Gaussian parameters.
+
+    Returns:
+        (d_y,) observation.
+    """
     return p.C @ x + jnp.linalg.cholesky(p.R) @ jax.random.normal(key, (p.R.shape[0],), x.dtype)
 
 
-def sv_observation_sampler(key, x, p: SVParams):
-    """y ~ N(0, exp(x)) for :func:`simulate`."""
+def sv_observation_sampler(key: jax.Array, x: jax.Array, p: SVParams) -> jax.Array:
+    """One draw y ~ N(0, exp(x)) for :func:`simulate`.
+
+    Args:
+        key: PRNG key.
+        x: (1,) log-variance state.
+        p: SV parameters (unused: the observation law has none).
+
+    Returns:
+        (1,) observation.
+    """
     return jnp.exp(0.5 * x) * jax.random.normal(key, (1,), x.dtype)
 
 
@@ -239,9 +305,17 @@ SECOND_MOMENT = AdditiveFunctional(
 
 @lru_cache(maxsize=None)  # one functional per model, so jitted callers are not recompiled
 def fisher_score_functional(model: StateSpaceModel) -> AdditiveFunctional:
-    """Fisher identity: grad_theta log p_theta(y_{0:T}) = phi_{0:T}(h) with
-    h_init = grad log chi g_0, h_step = grad log m g_{t+1} (the paper's score, Sec. 4). Parameters are
-    the model's own (``theta`` a flat vector if the model is written on it)."""
+    """The Fisher identity as an additive functional (the paper's score, Sec. 4):
+    grad_theta log p_theta(y_{0:T}) = phi_{0:T}(h) with h_init = grad log chi g_0 and
+    h_step = grad log m g_{t+1}.
+
+    Args:
+        model: a model written on a flat parameter vector theta (see :func:`reparametrize`).
+
+    Returns:
+        :class:`AdditiveFunctional` whose terms are (q,) gradients, fparams = theta. Cached per
+        model so jitted callers are not recompiled.
+    """
 
     def initial(x0, y0, theta):
         return jax.grad(lambda th: model.log_initial(x0, th) + model.log_observation(x0, y0, th))(theta)
@@ -253,8 +327,15 @@ def fisher_score_functional(model: StateSpaceModel) -> AdditiveFunctional:
 
 
 def reparametrize(model: StateSpaceModel, build: Callable) -> StateSpaceModel:
-    """The same model written on a free parameter vector ``theta``: every function calls
-    ``build(theta)`` first (e.g. theta = [a] for the scalar LGSSM with q, r fixed)."""
+    """The same model written on a free parameter vector theta.
+
+    Args:
+        model: the model on its own parameter pytree.
+        build: ``theta (q,) -> params``, e.g. theta = (a, log q, log r) for the scalar LGSSM.
+
+    Returns:
+        :class:`StateSpaceModel` whose functions call ``build(theta)`` first.
+    """
     return StateSpaceModel(
         sample_initial=lambda key, n, th: model.sample_initial(key, n, build(th)),
         log_initial=lambda x, th: model.log_initial(x, build(th)),
@@ -264,8 +345,19 @@ def reparametrize(model: StateSpaceModel, build: Callable) -> StateSpaceModel:
     )
 
 
-def evaluate_functional(functional: AdditiveFunctional, path, ys, fparams):
-    """h_T(x_{0:T}) on one path (T + 1, d)."""
+def evaluate_functional(functional: AdditiveFunctional, path: jax.Array, ys: jax.Array,
+                        fparams) -> jax.Array:
+    """h_T(x_{0:T}) = h_init(x_0) + sum_{t<T} h_step(x_t, x_{t+1}) on one path (paper Sec. 2).
+
+    Args:
+        functional: the additive functional.
+        path: (T + 1, d) states.
+        ys: (T + 1, d_y) observations.
+        fparams: the functional's parameters.
+
+    Returns:
+        (p,) value.
+    """
     steps = jax.vmap(functional.step, in_axes=(0, 0, 0, None))(path[:-1], path[1:], ys[1:], fparams)
     return functional.initial(path[0], ys[0], fparams) + steps.sum(0)
 
@@ -280,11 +372,21 @@ def _cumsum_last(a):
     return jnp.matmul(a, jnp.triu(jnp.ones((n, n), a.dtype)), precision=lax.Precision.HIGHEST)
 
 
-def categorical_inverse_cdf(key, logits, num: int):
-    """``num`` i.i.d. exact draws from Cat(softmax(row)) for every row of ``logits`` (..., N), by
-    two-level inverse-CDF sampling: the row is cut into ~sqrt(N) blocks, a block is drawn from the
-    cumulative block sums, then an index inside it from that block's cumulative sums. O(N) arithmetic
-    per row (no length-N cumulative sum, which is slow on CPU) plus O(num sqrt(N)) per draw."""
+def categorical_inverse_cdf(key: jax.Array, logits: jax.Array, num: int) -> jax.Array:
+    """Exact i.i.d. draws from Cat(softmax(row)) for every row, by two-level inverse-CDF sampling.
+
+    The row is cut into ~sqrt(N) blocks; a block is drawn from the cumulative block sums, then an
+    index inside it from that block's cumulative sums: O(N) arithmetic per row (no length-N
+    cumulative sum, slow on CPU) plus O(num sqrt(N)) per draw.
+
+    Args:
+        key: PRNG key.
+        logits: (..., N) unnormalised log-probabilities.
+        num: draws per row.
+
+    Returns:
+        (..., num) int indices in [0, N).
+    """
     n = logits.shape[-1]
     block = max(1, math.isqrt(n - 1) + 1) if n > 16 else n
     n_blocks = -(-n // block)
@@ -305,8 +407,21 @@ def categorical_inverse_cdf(key, logits, num: int):
     return jnp.minimum(idx, n - 1)
 
 
-def backward_logits(model: StateSpaceModel, params, log_weights, x_prev, x_next):
-    """L[i, j] = log w_t^j + log m(xi_t^j, xi_{t+1}^i): the backward kernel Lambda_t(i, .) in log form."""
+def backward_logits(model: StateSpaceModel, params, log_weights: jax.Array, x_prev: jax.Array,
+                    x_next: jax.Array) -> jax.Array:
+    """The PaRIS backward kernel in log form, L[i, j] = log w_t^j + log m(xi_t^j, xi_{t+1}^i)
+    (Lambda_t(i, j) ∝ exp L[i, j]; Alg. 1 of the paper, Olsson & Westerborn 2017).
+
+    Args:
+        model: the state-space model.
+        params: its parameters.
+        log_weights: (N,) time-t log-weights.
+        x_prev: (N, d) time-t particles.
+        x_next: (N, d) time-(t+1) particles.
+
+    Returns:
+        (N, N) logits, row i for particle i at t + 1.
+    """
     log_m = jax.vmap(lambda xn: jax.vmap(lambda xp: model.log_transition(xp, xn, params))(x_prev))(x_next)
     return log_weights[None, :] + log_m
 
@@ -405,8 +520,20 @@ def _data_axis(ys, keys):
 
 
 @partial(jax.jit, static_argnames=("model", "n_particles"))
-def particle_filter(keys, model: StateSpaceModel, params, ys, n_particles: int):
-    """Bootstrap filter, R replicates: (log-likelihood estimates (R,), filter means (R, T + 1, d))."""
+def particle_filter(keys: jax.Array, model: StateSpaceModel, params, ys: jax.Array,
+                    n_particles: int) -> tuple[jax.Array, jax.Array]:
+    """Bootstrap particle filter with multinomial resampling at every step (brief Sec. 2.2).
+
+    Args:
+        keys: (R, 2) one PRNG key per replicate.
+        model: the state-space model.
+        params: its parameters.
+        ys: (T + 1, d_y) observations shared by all replicates.
+        n_particles: N >= 2.
+
+    Returns:
+        (log-likelihood estimates (R,), filter means (R, T + 1, d)).
+    """
     _validate_sizes(n_particles, 1, ys)
 
     def one(key):
@@ -433,11 +560,25 @@ def particle_filter(keys, model: StateSpaceModel, params, ys, n_particles: int):
 
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "online"))
-def paris(keys, model: StateSpaceModel, functional: AdditiveFunctional, params, ys, n_particles: int,
-          n_backward: int = 2, fparams=None, online: bool = False):
-    """PaRIS estimates of phi_{0:T}(h_T), one per key: (R, p); with ``online`` the estimates of
-    phi_{0:t}(h_t) at every t, (R, T + 1, p). ``ys`` is one data set (T + 1, d_y) shared by all
-    replicates or one per replicate (R, T + 1, d_y). ``fparams`` defaults to ``params``."""
+def paris(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params,
+          ys: jax.Array, n_particles: int, n_backward: int = 2, fparams=None,
+          online: bool = False) -> jax.Array:
+    """PaRIS estimates of phi_{0:T}(h_T) (Alg. 1 of the paper; Olsson & Westerborn 2017):
+    tau_{t+1}^i = K^{-1} sum_k [tau_t^{J^{i,k}} + h_step(xi_t^{J^{i,k}}, xi_{t+1}^i)], estimate
+    sum_i w_T^i tau_T^i / sum_i w_T^i.
+
+    Args:
+        keys: (R, 2) one PRNG key per replicate.
+        model, functional, params: the model, the additive functional and the parameters.
+        ys: (T + 1, d_y) shared by all replicates, or (R, T + 1, d_y) one data set each.
+        n_particles: N >= 2.
+        n_backward: K >= 1 backward draws per particle.
+        fparams: the functional's parameters (default ``params``).
+        online: return the online estimates phi_{0:t}(h_t) at every t.
+
+    Returns:
+        (R, p) estimates, or (R, T + 1, p) with ``online``.
+    """
     _validate_sizes(n_particles, n_backward, ys)
     fparams = params if fparams is None else fparams
     run = lambda k, y: _sweep(k, model, functional, params, fparams, y, None, n_particles, n_backward,
@@ -447,10 +588,26 @@ def paris(keys, model: StateSpaceModel, functional: AdditiveFunctional, params, 
 
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "conditional"))
-def paris_sweep(keys, model: StateSpaceModel, functional: AdditiveFunctional, params, ys, reference,
-                n_particles: int, n_backward: int = 2, conditional: bool = True, fparams=None) -> Sweep:
-    """Full (conditional) sweeps with their particle systems and backward indices, one per key; the
-    batched :class:`Sweep` fields gain a leading R axis. ``reference`` (T + 1, d) is shared."""
+def paris_sweep(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params,
+                ys: jax.Array, reference: jax.Array, n_particles: int, n_backward: int = 2,
+                conditional: bool = True, fparams=None) -> Sweep:
+    """Full (conditional) PaRIS sweeps with their particle systems and backward indices (the
+    paper's conditional PaRIS kernel, brief Sec. 2.4: the last particle frozen on ``reference``).
+
+    Args:
+        keys: (R, 2) one PRNG key per sweep.
+        model, functional, params: as in :func:`paris`.
+        ys: (T + 1, d_y) observations.
+        reference: (T + 1, d) conditioning path, shared by the sweeps.
+        n_particles: N.
+        n_backward: K.
+        conditional: freeze the last particle on ``reference``.
+        fparams: the functional's parameters (default ``params``).
+
+    Returns:
+        :class:`Sweep` whose fields gain a leading R axis (particles (R, T + 1, N, d), backward
+        (R, T, N, K)).
+    """
     _validate_sizes(n_particles, n_backward, ys)
     fparams = params if fparams is None else fparams
     run = lambda k: _sweep(k, model, functional, params, fparams, ys, reference, n_particles, n_backward,
@@ -459,18 +616,42 @@ def paris_sweep(keys, model: StateSpaceModel, functional: AdditiveFunctional, pa
 
 
 @partial(jax.jit, static_argnames=("n_backward", "n_paths"))
-def redraw_paths(key, sweep: Sweep, n_backward: int, n_paths: int):
-    """``n_paths`` paths (n_paths, T + 1, d) drawn from one (unbatched) sweep's backward indices, the
-    law whose mean of h_T the sweep's estimate equals (the Rao-Blackwell identity of PPG)."""
+def redraw_paths(key: jax.Array, sweep: Sweep, n_backward: int, n_paths: int) -> jax.Array:
+    """Paths drawn from one sweep's backward indices, b_T ~ Cat(w_T), b_t = J_{t+1}^{b_{t+1}, u}:
+    the law whose mean of h_T the sweep's estimate equals (PPG's Rao-Blackwell identity, brief C1).
+
+    Args:
+        key: PRNG key.
+        sweep: one unbatched :class:`Sweep` with history.
+        n_backward: K of the sweep.
+        n_paths: number of paths.
+
+    Returns:
+        (n_paths, T + 1, d) paths.
+    """
     return jax.vmap(lambda k: _draw_path(k, sweep, n_backward))(jax.random.split(key, n_paths))
 
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "n_iterations"))
-def ppg(keys, model: StateSpaceModel, functional: AdditiveFunctional, params, ys, n_particles: int,
-        n_backward: int = 2, n_iterations: int = 10, fparams=None):
-    """Parisian particle Gibbs, one chain per key: estimates (R, n_iterations + 1, p). Iteration 0 is
-    an unconditional PaRIS sweep (which draws zeta_0); iteration l >= 1 is the conditional sweep on
-    zeta_{l-1}, Pi_N[zeta_{l-1}](h), which also draws zeta_l. ``ys`` as in :func:`paris`."""
+def ppg(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params,
+        ys: jax.Array, n_particles: int, n_backward: int = 2, n_iterations: int = 10,
+        fparams=None) -> jax.Array:
+    """Parisian particle Gibbs chains (the paper's PPG, brief Sec. 2.4). Iteration 0 is an
+    unconditional PaRIS sweep (which draws zeta_0); iteration l >= 1 is the conditional sweep on
+    zeta_{l-1}, giving Pi_N[zeta_{l-1}](h) and drawing zeta_l.
+
+    Args:
+        keys: (R, 2) one PRNG key per chain.
+        model, functional, params: as in :func:`paris`.
+        ys: (T + 1, d_y) shared, or (R, T + 1, d_y) one data set per chain.
+        n_particles: N.
+        n_backward: K.
+        n_iterations: k conditional iterations.
+        fparams: the functional's parameters (default ``params``).
+
+    Returns:
+        (R, k + 1, p) estimates by iteration.
+    """
     _validate_sizes(n_particles, n_backward, ys)
     fparams = params if fparams is None else fparams
 
@@ -490,9 +671,18 @@ def ppg(keys, model: StateSpaceModel, functional: AdditiveFunctional, params, ys
     return jax.vmap(chain, in_axes=(0, _data_axis(ys, keys)))(keys, ys)
 
 
-def rollout(estimates, k0: int, k: int | None = None):
-    """Roll-out estimator Pi_{(k0,k),N}(h) = (k - k0)^{-1} sum_{l=k0+1}^{k} Pi_N[zeta_{l-1}](h) from
-    :func:`ppg` output (..., n_iterations + 1, p)."""
+def rollout(estimates: ArrayLike, k0: int, k: int | None = None) -> jax.Array:
+    """Roll-out estimator Pi_{(k0,k),N}(h) = (k - k0)^{-1} sum_{l=k0+1}^{k} Pi_N[zeta_{l-1}](h)
+    (brief Sec. 2.4).
+
+    Args:
+        estimates: (..., n_iterations + 1, p) :func:`ppg` output.
+        k0: burn-in, 0 <= k0 < k.
+        k: last iteration (default: the last one).
+
+    Returns:
+        (..., p) roll-out estimates.
+    """
     k = estimates.shape[-2] - 1 if k is None else k
     if not (0 <= k0 < k <= estimates.shape[-2] - 1):
         raise ValueError(f"roll-out needs 0 <= k0 < k <= {estimates.shape[-2] - 1}, got k0={k0}, k={k}")
@@ -510,8 +700,9 @@ class LearningRun(NamedTuple):
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "n_steps",
                                    "learn_model"))
 def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_particles, n_backward,
-                       n_steps, step_size, step_decay, lower, upper, use_ppg, learn_model):
-    """theta_{n+1} = clip(theta_n + gamma0 n^-decay * H_n / T), H_n a PaRIS (``use_ppg`` False) or
+                       n_steps, step_size, step_decay, lower, upper, use_ppg, learn_model,
+                       preconditioner):
+    """theta_{n+1} = clip(theta_n + gamma0 n^-decay * P H_n / T), H_n a PaRIS (``use_ppg`` False) or
     path-carrying PPG estimate of phi(h_theta) under the model at ``theta`` (learn_model) or at
     ``model_params``. ``use_ppg``: one traced flag per chain, so both drivers share one program."""
     n_obs = ys.shape[-2] - 1
@@ -527,7 +718,7 @@ def _stochastic_ascent(keys, model, functional, model_params, theta0, ys, n_part
                            conditional, True)
             path = _draw_path(kd, sweep, n_backward)  # carried across theta-updates (PPG uses it)
             gamma = step_size * n ** (-step_decay)
-            theta = jnp.clip(theta + gamma * sweep.estimate / n_obs, lower, upper)
+            theta = jnp.clip(theta + gamma * (preconditioner @ sweep.estimate) / n_obs, lower, upper)
             return (theta, path), theta
 
         d = model.sample_initial(key, 1, model_params).shape[-1]
@@ -567,38 +758,88 @@ def _learning_inputs(keys, start, ys, n_particles, n_backward, n_steps, lower, u
     return start, _driver_flags(driver, keys.shape[0]), lower, upper
 
 
-def score_ascent(keys, model: StateSpaceModel, theta0, ys, n_particles: int, n_backward: int = 2,
-                 n_steps: int = 1000, step_size: float = 0.02, step_decay: float = 0.6,
-                 lower=-jnp.inf, upper=jnp.inf, driver="ppg") -> LearningRun:
-    """MLE by stochastic score ascent (the paper's Sec. 4): the score grad_theta log p_theta(y) is
-    the Fisher-identity additive functional, estimated by PaRIS (``driver='paris'``: a fresh sweep
-    per step) or PPG (``'ppg'``: a conditional sweep whose path is carried across theta-updates); a
-    sequence gives one driver per chain (one compiled program for both). ``model`` is written on the
-    free vector theta (see :func:`reparametrize`). One chain per key; ``ys`` as in :func:`paris`."""
+def _preconditioner(matrix, start):
+    """The step's (q, q) preconditioner: the identity when None, else checked symmetric positive
+    definite (a fixed positive-definite matrix keeps the score's zeros as the fixed points)."""
+    if matrix is None:
+        return jnp.eye(start.shape[0], dtype=start.dtype)
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (start.shape[0],) * 2 or not np.allclose(matrix, matrix.T) \
+            or not np.all(np.linalg.eigvalsh(matrix) > 0):
+        raise ValueError(f"preconditioner must be a symmetric positive-definite "
+                         f"{start.shape[0]} x {start.shape[0]} matrix")
+    return jnp.asarray(matrix, start.dtype)
+
+
+def score_ascent(keys: jax.Array, model: StateSpaceModel, theta0: ArrayLike, ys: jax.Array,
+                 n_particles: int, n_backward: int = 2, n_steps: int = 1000,
+                 step_size: float = 0.02, step_decay: float = 0.6, lower: ArrayLike = -jnp.inf,
+                 upper: ArrayLike = jnp.inf, driver="ppg",
+                 preconditioner: ArrayLike | None = None) -> LearningRun:
+    """MLE by stochastic score ascent (the paper's Sec. 4),
+    theta_{n+1} = clip(theta_n + step_size n^-step_decay P S_n / T, lower, upper), S_n the
+    Fisher-identity score estimated by PaRIS (a fresh sweep per step) or PPG (a conditional sweep
+    whose path is carried across theta-updates), with Polyak averaging.
+
+    Args:
+        keys: (R, 2) one PRNG key per chain.
+        model: the model written on the free vector theta (see :func:`reparametrize`).
+        theta0: (q,) start.
+        ys: (T + 1, d_y) shared, or (R, T + 1, d_y) one data set per chain.
+        n_particles: N.
+        n_backward: K.
+        n_steps: score-ascent steps.
+        step_size, step_decay: gamma_n = step_size n^-step_decay.
+        lower, upper: clipping box, scalars or (q,).
+        driver: ``'paris'``, ``'ppg'``, or one of these per chain (one compiled program for both).
+        preconditioner: (q, q) symmetric positive-definite P (identity when None).
+
+    Returns:
+        :class:`LearningRun`: thetas (R, n_steps + 1, q), Polyak averages (R, q).
+    """
     theta0, flags, lower, upper = _learning_inputs(keys, theta0, ys, n_particles, n_backward, n_steps,
                                                    lower, upper, driver)
     return _stochastic_ascent(keys, model, fisher_score_functional(model), theta0, theta0, ys,
                               n_particles, n_backward, n_steps, step_size, step_decay, lower, upper,
-                              flags, True)
+                              flags, True, _preconditioner(preconditioner, theta0))
 
 
-def markov_score_climbing(keys, model: StateSpaceModel, params, functional: AdditiveFunctional,
-                          lambda0, ys, n_particles: int, n_backward: int = 2, n_steps: int = 1000,
-                          step_size: float = 0.02, step_decay: float = 0.6, lower=-jnp.inf,
-                          upper=jnp.inf, driver="ppg") -> LearningRun:
-    """Markov score climbing (the paper's Sec. 4): minimise KL(phi_{0:T} || q_lambda) with the
-    gradient E_phi[grad_lambda log q_lambda(X_{0:T})], an additive functional (``functional``
-    evaluated at lambda) estimated by PaRIS or PPG under the fixed model ``params``."""
+def markov_score_climbing(keys: jax.Array, model: StateSpaceModel, params,
+                          functional: AdditiveFunctional, lambda0: ArrayLike, ys: jax.Array,
+                          n_particles: int, n_backward: int = 2, n_steps: int = 1000,
+                          step_size: float = 0.02, step_decay: float = 0.6,
+                          lower: ArrayLike = -jnp.inf, upper: ArrayLike = jnp.inf,
+                          driver="ppg") -> LearningRun:
+    """Markov score climbing (the paper's Sec. 4; Naesseth et al. 2020): minimise
+    KL(phi_{0:T} || q_lambda) with the gradient E_phi[grad_lambda log q_lambda(X_{0:T})], an
+    additive functional estimated by PaRIS or PPG under the fixed model ``params``.
+
+    Args:
+        keys: (R, 2) one PRNG key per chain.
+        model, params: the fixed model.
+        functional: grad_lambda log q_lambda as an additive functional (fparams = lambda).
+        lambda0: (q,) start.
+        ys, n_particles, n_backward, n_steps, step_size, step_decay, lower, upper, driver: as in
+            :func:`score_ascent`.
+
+    Returns:
+        :class:`LearningRun` over lambda.
+    """
     lambda0, flags, lower, upper = _learning_inputs(keys, lambda0, ys, n_particles, n_backward,
                                                     n_steps, lower, upper, driver)
     return _stochastic_ascent(keys, model, functional, params, lambda0, ys, n_particles, n_backward,
-                              n_steps, step_size, step_decay, lower, upper, flags, False)
+                              n_steps, step_size, step_decay, lower, upper, flags, False,
+                              _preconditioner(None, lambda0))
 
 
 @lru_cache(maxsize=None)
 def ar1_variational_functional() -> AdditiveFunctional:
-    """grad_lambda log q_lambda for the scalar Gaussian AR(1) family
-    q(x_{0:T}) = N(x_0; m, e^{2 l0}) prod_t N(x_{t+1}; phi x_t + c, e^{2 l}), lambda = (m, l0, phi, c, l)."""
+    """grad_lambda log q_lambda of the scalar Gaussian AR(1) family
+    q(x_{0:T}) = N(x_0; m, e^{2 l0}) prod_t N(x_{t+1}; phi x_t + c, e^{2 l}) (brief Sec. 2.6).
+
+    Returns:
+        :class:`AdditiveFunctional` with (5,) terms, fparams = lambda = (m, l0, phi, c, l).
+    """
 
     def log_q0(lam, x0):
         return jax.scipy.stats.norm.logpdf(x0[0], lam[0], jnp.exp(lam[1]))
@@ -612,9 +853,19 @@ def ar1_variational_functional() -> AdditiveFunctional:
     )
 
 
-def ar1_inclusive_kl_optimum(smoothed_means, smoothed_covs, smoothed_cross_covs):
-    """argmin_lambda KL(phi || q_lambda) for :func:`ar1_variational_functional`, from exact smoothed
-    moments (moment matching of x_0 and least squares of x_{t+1} on (x_t, 1))."""
+def ar1_inclusive_kl_optimum(smoothed_means: ArrayLike, smoothed_covs: ArrayLike,
+                             smoothed_cross_covs: ArrayLike) -> np.ndarray:
+    """argmin_lambda KL(phi || q_lambda) for :func:`ar1_variational_functional`, in closed form
+    from exact smoothed moments (moment matching of x_0, least squares of x_{t+1} on (x_t, 1)).
+
+    Args:
+        smoothed_means: (T + 1, 1) E[x_t | y].
+        smoothed_covs: (T + 1, 1, 1) Var(x_t | y).
+        smoothed_cross_covs: (T, 1, 1) Cov(x_t, x_{t+1} | y).
+
+    Returns:
+        (5,) lambda = (m, l0, phi, c, l).
+    """
     m = np.asarray(smoothed_means)[:, 0]
     v = np.asarray(smoothed_covs)[:, 0, 0]
     cc = np.asarray(smoothed_cross_covs)[:, 0, 0]
@@ -645,8 +896,17 @@ class SmootherResult(NamedTuple):
 
 
 @jax.jit
-def kalman_filter(params: LGParams, ys) -> KalmanResult:
-    """Kalman filter for :data:`LINEAR_GAUSSIAN` (Joseph-free, symmetrised covariances)."""
+def kalman_filter(params: LGParams, ys: jax.Array) -> KalmanResult:
+    """Kalman filter for :data:`LINEAR_GAUSSIAN` (symmetrised covariances), the exact reference.
+
+    Args:
+        params: linear-Gaussian parameters.
+        ys: (T + 1, d_y) observations.
+
+    Returns:
+        :class:`KalmanResult`: filtered and predicted means (T + 1, d) and covariances
+        (T + 1, d, d), and the exact log-likelihood log p(y_{0:T}).
+    """
 
     def update(m, P, y):
         S = params.C @ P @ params.C.T + params.R
@@ -668,8 +928,18 @@ def kalman_filter(params: LGParams, ys) -> KalmanResult:
 
 
 @jax.jit
-def rts_smoother(params: LGParams, ys) -> SmootherResult:
-    """Rauch-Tung-Striebel smoother with the lag-one cross-covariances G_t P_{t+1|T}."""
+def rts_smoother(params: LGParams, ys: jax.Array) -> SmootherResult:
+    """Rauch-Tung-Striebel smoother with lag-one cross-covariances G_t P_{t+1|T},
+    G_t = P_{t|t} A^T P_{t+1|t}^{-1} (brief Sec. 2.7), the exact reference.
+
+    Args:
+        params: linear-Gaussian parameters.
+        ys: (T + 1, d_y) observations.
+
+    Returns:
+        :class:`SmootherResult`: means (T + 1, d), covariances (T + 1, d, d), cross-covariances
+        (T, d, d), log-likelihood.
+    """
     kf = kalman_filter(params, ys)
 
     def back(carry, inputs):
@@ -687,24 +957,46 @@ def rts_smoother(params: LGParams, ys) -> SmootherResult:
                           kf.log_likelihood)
 
 
-def exact_cross_moment(smoother: SmootherResult):
-    """E[sum_{t<T} x_t . x_{t+1} | y] = sum_t tr Cov(x_t, x_{t+1} | y) + m_t . m_{t+1}; a float64
-    scalar, or one per data set for a smoother vmapped over data sets."""
+def exact_cross_moment(smoother: SmootherResult) -> np.ndarray:
+    """E[sum_{t<T} x_t . x_{t+1} | y] = sum_t tr Cov(x_t, x_{t+1} | y) + m_t . m_{t+1} (brief
+    Sec. 2.7), in float64.
+
+    Args:
+        smoother: :func:`rts_smoother` output, possibly vmapped over data sets.
+
+    Returns:
+        A scalar, or (M,) for a smoother vmapped over M data sets.
+    """
     m = np.asarray(smoother.means, dtype=np.float64)
     cross = np.trace(np.asarray(smoother.cross_covs, dtype=np.float64), axis1=-2, axis2=-1)
     return (cross.sum(-1) + np.sum(m[..., :-1, :] * m[..., 1:, :], axis=(-2, -1)))[()]
 
 
-def exact_second_moment(smoother: SmootherResult):
-    """E[sum_{t<=T} |x_t|^2 | y] (batched like :func:`exact_cross_moment`)."""
+def exact_second_moment(smoother: SmootherResult) -> np.ndarray:
+    """E[sum_{t<=T} |x_t|^2 | y] = sum_t tr Cov(x_t | y) + |m_t|^2, in float64.
+
+    Args:
+        smoother: :func:`rts_smoother` output, possibly vmapped over data sets.
+
+    Returns:
+        A scalar, or (M,) per data set.
+    """
     m = np.asarray(smoother.means, dtype=np.float64)
     covs = np.trace(np.asarray(smoother.covs, dtype=np.float64), axis1=-2, axis2=-1)
     return (covs.sum(-1) + np.sum(m ** 2, axis=(-2, -1)))[()]
 
 
-def dense_gaussian_smoother(params: LGParams, ys) -> SmootherResult:
-    """Independent reference (numpy, small T): condition the joint Gaussian of (x_{0:T}, y_{0:T})
-    built in closed form, Cov(x_s, x_t) = A^{t-s} Sigma_s for s <= t, on the data."""
+def dense_gaussian_smoother(params: LGParams, ys: ArrayLike) -> SmootherResult:
+    """Independent reference (numpy, small T): condition the joint Gaussian of (x_{0:T}, y_{0:T}),
+    built in closed form with Cov(x_s, x_t) = A^{t-s} Sigma_s for s <= t, on the data.
+
+    Args:
+        params: linear-Gaussian parameters.
+        ys: (T + 1, d_y) observations.
+
+    Returns:
+        :class:`SmootherResult` of numpy arrays (shapes as :func:`rts_smoother`).
+    """
     A, Q, C, R, m0, P0 = (np.asarray(v, dtype=np.float64) for v in params)
     ys = np.asarray(ys, dtype=np.float64)
     T1, d = ys.shape[0], A.shape[0]
@@ -740,12 +1032,22 @@ class GridSmoother(NamedTuple):
 
 
 @partial(jax.jit, static_argnames=("model", "functional"))
-def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params, ys, grid,
-                  fparams=None) -> GridSmoother:
-    """Independent reference for a scalar state: the forward-backward recursions of the HMM obtained
-    by the rectangle rule on an evenly spaced ``grid`` (G,), in log space. phi_{0:T}(h_T) is summed
-    from the exact pair marginals of the discretised chain; the error is the quadrature's (spectral
-    for smooth densities once the spacing is well below the transition's scale)."""
+def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params, ys: jax.Array,
+                  grid: jax.Array, fparams=None) -> GridSmoother:
+    """Independent reference for a scalar state: forward-backward recursions of the HMM obtained by
+    the rectangle rule on an evenly spaced grid, in log space; phi_{0:T}(h_T) is summed from the
+    exact pair marginals of the discretised chain (quadrature error only, spectral for smooth
+    densities once the spacing is well below the transition's scale).
+
+    Args:
+        model, functional, params: scalar-state model, additive functional, parameters.
+        ys: (T + 1, d_y) observations.
+        grid: (G,) evenly spaced points.
+        fparams: the functional's parameters (default ``params``).
+
+    Returns:
+        :class:`GridSmoother`: the (p,) estimate and log p(y_{0:T}).
+    """
     fparams = params if fparams is None else fparams
     pts = grid[:, None]
     log_dx = jnp.log(grid[1] - grid[0])
@@ -782,9 +1084,19 @@ def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params
     return GridSmoother(w0 @ h0 + steps, log_z)
 
 
-def kalman_mle(build: Callable, theta0, ys, bounds=None) -> np.ndarray:
-    """argmax_theta of the exact Kalman log-likelihood of ``build(theta)`` (an :class:`LGParams`),
-    by L-BFGS-B with JAX gradients."""
+def kalman_mle(build: Callable, theta0: ArrayLike, ys: jax.Array, bounds=None) -> np.ndarray:
+    """argmax_theta of the exact Kalman log-likelihood, by L-BFGS-B with JAX gradients (an
+    independent MLE reference for score ascent).
+
+    Args:
+        build: ``theta -> LGParams``.
+        theta0: (q,) start.
+        ys: (T + 1, d_y) observations.
+        bounds: L-BFGS-B box, a list of (low, high) per coordinate, or None.
+
+    Returns:
+        (q,) MLE; raises RuntimeError if L-BFGS-B does not converge.
+    """
     theta0 = np.atleast_1d(np.asarray(theta0, dtype=np.float64))
     value_and_grad = jax.jit(jax.value_and_grad(lambda th: -kalman_filter(build(th), ys).log_likelihood))
 

@@ -77,13 +77,27 @@ def test_ratio_of_means_standard_error_by_simulation():
     assert ses.mean() == pytest.approx(ratios.std(), rel=0.08)
 
 
-def test_kalman_mle_batch_matches_scipy():
+def test_kalman_mle_batch_matches_scipy_and_certifies():
+    """Three-parameter MLE (a, log q, log r) against scipy's L-BFGS-B from another start; a record
+    whose maximum sits outside the box is not certified."""
     ys = cx.lg_records(jax.random.PRNGKey(3), P, 2, 60)
-    got, grad, curv = cx.kalman_mle_batch(jnp.array([0.9, 0.0]), ys)
+    got = cx.kalman_mle_batch(cx.MLE_STARTS, ys)
     for m in range(2):
-        want = smc.kalman_mle(cx.lg_build, [0.8, 0.1], ys[m], bounds=[(-0.99, 0.99), (-3.0, 2.0)])
-        np.testing.assert_allclose(np.asarray(got[m]), want, atol=1e-6)
-    assert float(grad.max()) < 1e-6 and float(curv.max()) < 0
+        want = smc.kalman_mle(cx.lg_build, [0.8, 0.1, -0.1], ys[m],
+                              bounds=[(-0.99, 0.99), (-5.0, 3.0), (-5.0, 3.0)])
+        np.testing.assert_allclose(np.asarray(got.theta[m]), want, atol=1e-5)
+    assert cx.certified(got, cx.LEARN_LOWER, cx.LEARN_UPPER).all()
+    assert float(got.max_abs_gradient.max()) < 1e-6 and float(got.max_eigenvalue.max()) < 0
+    tight = cx.certified(got, cx.LEARN_LOWER, np.asarray(got.theta).min(0) + 1e-3)
+    assert not tight.any()  # the box excludes every MLE
+
+
+def test_fisher_preconditioner_inverts_the_observed_information(recs):
+    prec = cx.fisher_preconditioner([0.9, 0.0, 0.0], recs)
+    hess = np.mean([np.asarray(jax.hessian(cx._kalman_log_likelihood)(jnp.array([0.9, 0.0, 0.0]),
+                                                                       y)) for y in recs], 0)
+    np.testing.assert_allclose(prec @ (-hess / 20), np.eye(3), atol=1e-6)
+    assert np.all(np.linalg.eigvalsh(prec) > 0)
 
 
 def test_rao_blackwell_identity_per_record(recs):
@@ -102,10 +116,88 @@ def test_online_variance_matches_direct_runs(recs):
 
 
 def test_learn_lg_groups_drivers_and_records(recs):
-    run = cx.learn_lg(jax.random.PRNGKey(6), recs, [0.5, 0.0], [4, 8], 4, 20, 0.5, [-0.99, -3.0],
-                      [0.99, 2.0])
+    lo, hi = cx.LEARN_LOWER, cx.LEARN_UPPER
+    run = cx.learn_lg(jax.random.PRNGKey(6), recs, [0.5, 0.0, 0.0], [4, 8], 4, 20, 0.5, lo, hi)
     assert set(run.polyak) == {("paris", 4), ("ppg", 4), ("paris", 8)}
+    assert run.thetas[("ppg", 4)].shape == (3, 21, 3)
     keys = jax.random.split(jax.random.fold_in(jax.random.PRNGKey(6), 8), 3)
-    direct = smc.score_ascent(keys, cx.LG_LEARN, [0.5, 0.0], recs, 8, 2, n_steps=20, step_size=0.5,
-                              lower=[-0.99, -3.0], upper=[0.99, 2.0], driver="paris")
+    direct = smc.score_ascent(keys, cx.LG_LEARN, [0.5, 0.0, 0.0], recs, 8, 2, n_steps=20,
+                              step_size=0.5, lower=lo, upper=hi, driver="paris")
     np.testing.assert_allclose(run.polyak[("paris", 8)], np.asarray(direct.polyak), rtol=1e-12)
+
+
+def _cfg(**kw):
+    from types import SimpleNamespace
+    base = dict(ppg_particles=[8, 16], ppg_chains=[20, 20], slope_particles=[8, 16],
+                rollout_burn_ins=[0, 1], ppg_iterations=4, k_values=[1, 2],
+                learn_paris_particles=[8, 16], learn_ppg_particles=8)
+    return SimpleNamespace(**{**base, **kw})
+
+
+@pytest.mark.parametrize("bad", [dict(ppg_particles=[8, 32], ppg_chains=[20, 20]),
+                                 dict(slope_particles=[16, 8]), dict(rollout_burn_ins=[0, 4]),
+                                 dict(k_values=[2, 4]), dict(learn_ppg_particles=32)])
+def test_validate_rejects_bad_knobs(bad):
+    cx.validate(_cfg())
+    with pytest.raises(ValueError):
+        cx.validate(_cfg(**bad))
+
+
+def test_bias_records_split_one_pool_with_exact_values():
+    got = cx.bias_records(jax.random.PRNGKey(7), P, {"a": 2, "b": 3}, 10)
+    pool = cx.lg_records(jax.random.PRNGKey(7), P, 5, 10)
+    np.testing.assert_array_equal(np.asarray(got["b"][0]), np.asarray(pool[2:]))
+    np.testing.assert_allclose(got["a"][1], cx.lg_exact_cross_moment(P, pool[:2]), rtol=1e-12)
+    sizes = cx.record_sizes(_cfg(slope_particles=[8, 16, 32], slope_chains=30, equal_budget_runs=5,
+                                 rb_records=2))
+    assert sizes == {("ppg", 8): 20, ("ppg", 16): 20, ("paris", 32): 30, "equal": 5, "rb": 2}
+
+
+def test_paris_slope_and_ppg_summary_on_known_errors():
+    rng = np.random.default_rng(2)
+    errs = {N: -100.0 / N + 0.01 * rng.normal(size=200) for N in (8, 16, 32)}
+    fit = cx.paris_slope(errs)
+    assert fit.slope == pytest.approx(-1.0, abs=0.01) and fit.runs == [200] * 3
+    d0 = -5.0 + rng.normal(size=300)
+    pp = cx.ppg_summary({8: np.stack([d0, 0.5 * d0, 0.25 * d0], 1)})
+    assert pp.ratio[0] == pytest.approx(0.5) and pp.last[0] == pytest.approx(0.25 * d0.mean())
+    assert pp.reduction.shape == (1, 2, 2) and np.all(pp.reduction[0, :, 0] > 0)
+
+
+def test_rollout_study_against_direct_runs(recs):
+    exact = cx.lg_exact_cross_moment(P, recs)
+    errs = np.arange(15.0).reshape(3, 5)
+    got = cx.rollout_study(jax.random.PRNGKey(8), P, errs, [0, 2], 4, recs, exact)
+    np.testing.assert_allclose(got.rollout[:, 1], errs[:, 3:].mean(1))
+    keys = jax.random.split(jax.random.PRNGKey(8), 3)
+    direct = np.asarray(smc.paris(keys, cx.LG, smc.CROSS_MOMENT, P, recs, 80, 2)[:, 0]) - exact
+    np.testing.assert_allclose(got.equal, direct, rtol=1e-12)
+    assert got.table.count("\n") == 4
+
+
+def test_plot_helpers_draw():
+    rng = np.random.default_rng(3)
+    fit = cx.paris_slope({N: -50.0 / N + rng.normal(size=30) for N in (8, 16)})
+    figs = [cx.plot_paris_bias(fit, 50),
+            cx.plot_bias_by_iteration({8: np.ones(3)}, {8: np.ones(3)}, "y", "t", True),
+            cx.plot_rao_blackwell(rng.normal(size=(4, 3)) ** 2, 4),
+            cx.plot_variance_by_k({1: rng.random((3, 6)), 2: rng.random((3, 6))}, 3),
+            cx.plot_learning({("ppg", 8): rng.normal(size=(2, 5, 3))}, np.zeros((2, 3)), 2, 50)]
+    from types import SimpleNamespace
+    figs.append(cx.plot_rollout(SimpleNamespace(rollout=rng.normal(size=(5, 2)),
+                                                equal=rng.normal(size=5), budget_n=80), [0, 1], 4))
+    for f in figs:
+        assert f.axes
+
+
+def test_learning_study_offsets_from_the_kept_mles(recs):
+    mle = cx.kalman_mle_batch(cx.MLE_STARTS, recs)
+    keep = np.array([True, False, True])
+    got = cx.learning_study(jax.random.PRNGKey(9), recs, mle, keep, [4, 8], 4, 20)
+    prec = cx.fisher_preconditioner([0.9, 0.0, 0.0], recs[keep])
+    direct = cx.learn_lg(jax.random.PRNGKey(9), recs[keep], [0.5, np.log(2.0), np.log(2.0)],
+                         [4, 8], 4, 20, 0.5, cx.LEARN_LOWER, cx.LEARN_UPPER, prec)
+    want = direct.polyak[("ppg", 4)] - np.asarray(mle.theta)[keep]
+    np.testing.assert_allclose(got.offset[("ppg", 4)], want, rtol=1e-12)
+    np.testing.assert_allclose(got.distance[("paris", 8)],
+                               np.linalg.norm(got.offset[("paris", 8)], axis=1))

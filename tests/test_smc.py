@@ -264,6 +264,18 @@ def test_bad_inputs_raise(scalar):
         smc.score_ascent(keys, LG, [0.5], ys, 8, driver="em")
     with pytest.raises(ValueError, match="driver"):
         smc.score_ascent(keys, LG, [0.5], ys, 8, driver=["ppg"])
+    with pytest.raises(ValueError, match="preconditioner"):
+        smc.score_ascent(keys, LG, [0.5], ys, 8, preconditioner=[[-1.0]])
+
+
+def test_preconditioner_scales_the_step(scalar):
+    """P = 2 I with step size 1 is the same run as P = I with step size 2 (one compiled program)."""
+    _, ys = scalar
+    model = smc.reparametrize(LG, lambda th: smc.scalar_lg_params(0.9, 1.0, 1.0, th[0], p0=1 / 0.19))
+    keys = jax.random.split(jax.random.PRNGKey(12), 2)
+    run = lambda size, prec: smc.score_ascent(keys, model, [2.0], ys, 4, 2, n_steps=5, step_size=size,
+                                              lower=0.05, upper=10.0, preconditioner=prec).thetas
+    np.testing.assert_allclose(run(1.0, [[2.0]]), run(2.0, None), rtol=1e-12)
 
 
 def test_markov_score_climbing_reaches_the_ar1_kl_optimum(scalar):
