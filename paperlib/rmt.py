@@ -730,10 +730,11 @@ def linear_decay_factor(progress: ArrayLike) -> jax.Array:
     return jnp.interp(progress, jnp.array([0.0, 0.5, 0.9, 1.0]), jnp.array([1.0, 1.0, 0.01, 0.01]))
 
 
-@partial(jax.jit, static_argnames=("optimizer", "sizes", "batch_size", "epochs", "decay"))
+@partial(jax.jit,
+         static_argnames=("optimizer", "sizes", "batch_size", "epochs", "decay", "logits"))
 def train(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[int],
           batch_size: int, epochs: int, lr: ArrayLike, key: jax.Array, momentum: ArrayLike = 0.0,
-          decay: bool = False) -> jax.Array:
+          decay: bool = False, logits: Callable = mlp_logits) -> jax.Array:
     """Mini-batch SGD (heavy ball) or Adam for a fixed number of epochs (the paper's recipe).
 
     Reshuffled each epoch, floor(N/B) steps per epoch, so fewer steps at larger B.
@@ -750,6 +751,8 @@ def train(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: 
       key: PRNG key of the batch order.
       momentum: heavy-ball momentum (SGD only).
       decay: multiply the lr by ``linear_decay_factor(step / total steps)``.
+      logits: the model, (theta, X, sizes) -> (n, C) logits (mlp_logits, or convnet_logits with
+        ``sizes`` its arch).
 
     Returns:
       (P,) final parameters.
@@ -759,13 +762,15 @@ def train(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: 
     lr_at = (lambda t: lr * linear_decay_factor(t.astype(theta0.dtype) / total)) if decay else (lambda t: lr)
 
     def epoch(carry, k):
-        return _run_epoch(optimizer, carry, k, X, y, sizes, batch_size, lr_at, momentum), None
+        return _run_epoch(optimizer, carry, k, X, y, sizes, batch_size, lr_at, momentum,
+                          logits), None
 
     (theta, _), _ = lax.scan(epoch, (theta0, _opt_init(theta0)), jax.random.split(key, epochs))
     return theta
 
 
-def _run_epoch(optimizer: str, carry, key, X, y, sizes, batch_size: int, lr_at, momentum):
+def _run_epoch(optimizer: str, carry, key, X, y, sizes, batch_size: int, lr_at, momentum,
+               logits=mlp_logits):
     """One pass over a ``key``-shuffled data set in floor(N/B) mini-batch steps from carry = (theta,
     OptState); ``lr_at(t)`` is the step size at optimizer step count t. Returns the new carry."""
     N = X.shape[0]
@@ -773,8 +778,9 @@ def _run_epoch(optimizer: str, carry, key, X, y, sizes, batch_size: int, lr_at, 
 
     def step(carry, idx):
         theta, state = carry
-        g = jax.grad(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)))(theta)
-        return _opt_update(optimizer, theta, g, state, lr_at(state.t), momentum), None
+        g = jax.grad(lambda t: jnp.mean(cross_entropy(logits(t, X[idx], sizes), y[idx])))(theta)
+        new = _opt_update(optimizer, theta, g, state, lr_at(state.t), momentum)
+        return jax.tree.map(lambda a, b: a.astype(b.dtype), new, carry), None  # keep float32
 
     batches = jax.random.permutation(key, N)[:steps * batch_size].reshape(steps, batch_size)
     return lax.scan(step, carry, batches)[0]
@@ -945,3 +951,88 @@ def train_with_learner(theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: Seq
     (theta, _), (hypers, losses, tops) = lax.scan(epoch, (theta0, _opt_init(theta0)),
                                                   jax.random.split(key, epochs))
     return LearnerRun(theta, hypers, losses, tops)
+
+
+# ------------------------------------------------------------------------- small conv net (CIFAR)
+
+
+def convnet_shapes(arch: tuple) -> tuple:
+    """Parameter shapes of the small conv net ``arch`` = (height, width, channels, widths, classes).
+
+    Each width is a 3x3 'SAME' convolution (HWIO kernel and bias), ReLU and 2x2 average pooling;
+    then global average pooling and a dense layer to the classes.
+
+    Args:
+      arch: (height, width, input channels, tuple of conv widths, classes).
+
+    Returns:
+      Tuple of shapes, in the order of the flat parameter vector.
+    """
+    _, _, c, widths, classes = arch
+    shapes = []
+    for out in widths:
+        shapes += [(3, 3, c, out), (out,)]
+        c = out
+    return tuple(shapes + [(c, classes), (classes,)])
+
+
+def convnet_num_params(arch: tuple) -> int:
+    """Number of parameters P of the conv net ``arch`` (see convnet_shapes).
+
+    Args:
+      arch: (height, width, channels, widths, classes).
+
+    Returns:
+      P.
+    """
+    return int(sum(np.prod(s) for s in convnet_shapes(arch)))
+
+
+def init_convnet(key: jax.Array, arch: tuple, dtype=jnp.float32) -> jax.Array:
+    """Flat parameters of the conv net: kernels N(0, 2/(9 out)) as the authors' VGG (brief
+    Sec. 2.6), dense N(0, 1/fan_in), biases 0.
+
+    Args:
+      key: PRNG key.
+      arch: see convnet_shapes.
+      dtype: parameter dtype (float32: the GPU-sized CIFAR runs).
+
+    Returns:
+      (P,) flat parameters.
+    """
+    shapes = convnet_shapes(arch)
+    parts = []
+    for k, s in zip(jax.random.split(key, len(shapes)), shapes):
+        if len(s) == 1:
+            parts.append(jnp.zeros(s, dtype))
+        else:
+            var = 2.0 / (9 * s[-1]) if len(s) == 4 else 1.0 / s[0]
+            parts.append((jax.random.normal(k, s, dtype) * jnp.sqrt(var)).ravel())
+    return jnp.concatenate([p.ravel() for p in parts])
+
+
+def convnet_logits(theta: jax.Array, X: ArrayLike, arch: tuple) -> jax.Array:
+    """Logits of the conv net (lax.conv_general_dilated, NHWC).
+
+    Args:
+      theta: (P,) flat parameters.
+      X: (n, height, width, channels) images.
+      arch: see convnet_shapes.
+
+    Returns:
+      (n, classes) logits.
+    """
+    shapes, h, start = convnet_shapes(arch), jnp.asarray(X, theta.dtype), 0
+    params = []
+    for s in shapes:
+        size = int(np.prod(s))
+        params.append(theta[start:start + size].reshape(s))
+        start += size
+    for W, b in zip(params[:-2:2], params[1:-2:2]):
+        h = lax.conv_general_dilated(h, W, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+        h = jax.nn.relu(h)
+        n, H, Wd, C = h.shape
+        if H % 2 == 0 and Wd % 2 == 0:
+            h = h.reshape(n, H // 2, 2, Wd // 2, 2, C).mean((2, 4))
+    return h.mean((1, 2)) @ params[-2] + params[-1]

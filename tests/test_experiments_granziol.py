@@ -295,3 +295,59 @@ def test_declared_gaps_and_their_texts():
     div, low = gx.learner_text(ok, acc, 95.0)
     assert div.startswith("1 of the 2 runs") and "worst 15.00 points" in low
     assert gx.p_near_b_text({100: 0.122}).startswith("worst error 12.2% at P = 100")
+
+
+# ------------------------------------------------------------------------- real data (issue 20)
+
+
+def _tiny_cifar(n=24, n_test=10, size=8, classes=4, seed=0):
+    from paperlib.image_sets import ImageSet
+
+    rng = np.random.default_rng(seed)
+    img = lambda k: rng.integers(0, 256, (k, size, size, 3), dtype=np.uint8)
+    lab = lambda k: rng.integers(0, classes, k).astype(np.int64)
+    return ImageSet("cifar100", img(n), lab(n), img(n_test), lab(n_test))
+
+
+def test_preprocess_cifar_scales_normalises_and_subsets():
+    real = _tiny_cifar()
+    X, y, Xt, yt = gx.preprocess_cifar(real, 10, seed=3)
+    keep = np.sort(np.random.default_rng(3).permutation(24)[:10])
+    ref = (real.X_train[keep] / 255.0 - gx.CIFAR_MEAN) / gx.CIFAR_STD
+    np.testing.assert_allclose(X, ref, rtol=1e-6)
+    assert X.dtype == np.float32 and Xt.shape == (10, 8, 8, 3)
+    np.testing.assert_array_equal(y, real.y_train[keep])
+    with pytest.raises(ValueError):
+        gx.preprocess_cifar(real, 25, seed=0)
+
+
+def test_convnet_logits_match_a_numpy_convolution():
+    arch = (4, 4, 2, (3,), 5)
+    theta = rmt.init_convnet(jax.random.PRNGKey(0), arch, dtype=jnp.float64)
+    assert theta.size == rmt.convnet_num_params(arch) == 3 * 3 * 2 * 3 + 3 + 3 * 5 + 5
+    X = np.random.default_rng(1).standard_normal((2, 4, 4, 2))
+    t = np.asarray(theta)
+    W, b = t[:54].reshape(3, 3, 2, 3), t[54:57]
+    Wd, bd = t[57:72].reshape(3, 5), t[72:]
+    pad = np.pad(X, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    conv = np.zeros((2, 4, 4, 3))
+    for i in range(4):
+        for j in range(4):
+            conv[:, i, j] = np.einsum("nhwc,hwco->no", pad[:, i:i + 3, j:j + 3], W) + b
+    h = np.maximum(conv, 0).reshape(2, 2, 2, 2, 2, 3).mean((2, 4))  # 2x2 average pooling
+    ref = h.mean((1, 2)) @ Wd + bd
+    np.testing.assert_allclose(rmt.convnet_logits(theta, X, arch), ref, rtol=1e-10)
+
+
+def test_real_rule_runs_on_a_tiny_synthetic_set():
+    real = _tiny_cifar()
+    acc = gx.real_rule_runs(real, 24, 1, jax.random.PRNGKey(2), widths=(4,), batch_sizes=(4, 8))
+    assert set(acc) == set(gx.REAL_BASE_LR)
+    for rules in acc.values():
+        assert set(rules) == {"linear", "sqrt"}
+        for a in rules.values():
+            assert a.shape == (2,) and np.all((0 <= a) & (a <= 100))
+        assert rules["linear"][0] == rules["sqrt"][0]  # the base batch size: the same run
+    table = gx.real_rule_table(acc, "cifar100", 24, 1, batch_sizes=(4, 8))
+    assert "| SGD | linear |" in table
+    assert gx.load_cifar(False) is None

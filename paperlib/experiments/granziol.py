@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
 from jax.typing import ArrayLike
 
-from paperlib import datasets, linalg, rmt, stats
+from paperlib import datasets, image_sets, linalg, rmt, stats
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -1508,3 +1509,133 @@ def standardized_cross_check(theta: jax.Array, X: ArrayLike, y: jax.Array,
     est = sw.lam + control_variate_excess(sw)[0]
     pred = np.asarray(rmt.wigner_lambda_max(sw.lam, 1, V, np.asarray(batch_sizes), X.shape[0])[0])
     return sw.lam, V, est / pred - 1
+
+
+# ------------------------------------------------------------------------- real data (issue 20)
+
+
+CIFAR_SETS = ("cifar100", "cifar10")  # the paper's CIFAR-100 first; CIFAR-10 if only it is present
+CIFAR_MEAN = np.array([0.485, 0.456, 0.406])  # the authors' Normalize (brief Sec. 2.6)
+CIFAR_STD = np.array([0.229, 0.224, 0.225])
+REAL_BASE_LR = {"sgd": 0.05, "adam": 0.0004}  # at B = 128: the authors' VGG16 CIFAR-100 scripts
+REAL_B = (128, 256, 512)  # the authors' batch sizes
+CONV_WIDTHS = (32, 64, 128)  # our choice: a small conv net that one GPU trains in minutes
+
+
+def load_cifar(wanted: bool | None, data_dir=None):
+    """CIFAR-100, else CIFAR-10, from the data folder when ``wanted`` (the ``real_data`` knob).
+
+    Args:
+      wanted: the knob; falsy means the digits proxy.
+      data_dir: data folder; None reads $PAPERLIB_DATA.
+
+    Returns:
+      The checked ``image_sets.ImageSet``, or None (use the proxy; a message says why).
+    """
+    if not wanted:
+        return None
+    for name in CIFAR_SETS[:-1]:
+        if image_sets.available(name, data_dir):
+            return image_sets.load(name, data_dir)
+    return image_sets.load_if_wanted(CIFAR_SETS[-1], True, data_dir)
+
+
+def preprocess_cifar(real, train_size: int, seed: int) -> tuple:
+    """Scale to [0, 1], normalise per channel with the authors' mean/std, and take a seeded subset
+    of ``train_size`` training images (no augmentation).
+
+    Args:
+      real: ``ImageSet`` with (n, H, W, 3) uint8 images.
+      train_size: training images kept (<= n).
+      seed: subset seed.
+
+    Returns:
+      (X (train_size, H, W, 3) float32, y int32, X_test float32, y_test int32).
+    """
+    n = real.X_train.shape[0]
+    if not 0 < train_size <= n:
+        raise ValueError(f"train_size must be in [1, {n}], got {train_size}")
+    keep = np.sort(np.random.default_rng(seed).permutation(n)[:train_size])
+    norm = lambda X: ((X / 255.0 - CIFAR_MEAN) / CIFAR_STD).astype(np.float32)
+    return (norm(real.X_train[keep]), real.y_train[keep].astype(np.int32), norm(real.X_test),
+            real.y_test.astype(np.int32))
+
+
+def conv_accuracy(theta: jax.Array, X: ArrayLike, y: ArrayLike, arch: tuple,
+                  chunk: int = 1000) -> float:
+    """Test accuracy (%) of the conv net, evaluated ``chunk`` images at a time.
+
+    Args:
+      theta: (P,) parameters.
+      X: (n, H, W, C) images.
+      y: (n,) labels.
+      arch: see rmt.convnet_shapes.
+      chunk: images per forward pass.
+
+    Returns:
+      Accuracy in %.
+    """
+    pred = lax.map(lambda x: jnp.argmax(rmt.convnet_logits(theta, x[None], arch), -1)[0],
+                   jnp.asarray(X), batch_size=chunk)
+    return 100 * float(jnp.mean(pred == jnp.asarray(y)))
+
+
+def real_rule_runs(real, train_size: int, epochs: int, key: jax.Array, seed: int = 0,
+                   widths: tuple = CONV_WIDTHS, batch_sizes: tuple = REAL_B) -> dict:
+    """The paper's scaling-rule recipes on real CIFAR with a small conv net (Sec. 5, reported).
+
+    The authors' base rates at B = 128 (REAL_BASE_LR), scaled to the larger B by the linear and
+    the square-root rule; the linear-decay schedule, fixed epochs, float32 (GPU-sized).
+
+    Args:
+      real: ``ImageSet`` (CIFAR).
+      train_size: training images used.
+      epochs: epochs per run.
+      key: PRNG key (init, batch order).
+      seed: subset seed.
+      widths: conv widths.
+      batch_sizes: B grid, the first the base.
+
+    Returns:
+      {optimizer: {rule: (nB,) test accuracy in %}}.
+    """
+    X, y, Xt, yt = (jnp.asarray(a) for a in preprocess_cifar(real, train_size, seed))
+    arch = (*X.shape[1:], tuple(widths), int(max(real.y_train.max(), real.y_test.max())) + 1)
+    k_init, k_train = jax.random.split(key)
+    theta0 = rmt.init_convnet(k_init, arch)
+    out = {}
+    for opt, base in REAL_BASE_LR.items():
+        acc = {}  # (B, lr) -> accuracy: at the base B both rules are the same run
+        for B in batch_sizes:
+            for f in RULE_FACTOR.values():
+                lr = base * f(B, batch_sizes[0])
+                if (B, lr) not in acc:
+                    th = rmt.train(opt, theta0, X, y, arch, B, epochs, jnp.float32(lr), k_train,
+                                   decay=True, logits=rmt.convnet_logits)
+                    acc[B, lr] = conv_accuracy(th, Xt, yt, arch)
+        out[opt] = {rule: np.array([acc[B, base * f(B, batch_sizes[0])] for B in batch_sizes])
+                    for rule, f in RULE_FACTOR.items()}
+    return out
+
+
+def real_rule_table(acc: dict, name: str, train_size: int, epochs: int,
+                    batch_sizes: tuple = REAL_B) -> str:
+    """Markdown table of real_rule_runs' accuracies.
+
+    Args:
+      acc: real_rule_runs result.
+      name: data set name.
+      train_size: training images used.
+      epochs: epochs.
+      batch_sizes: the runs' B grid.
+
+    Returns:
+      Markdown text.
+    """
+    head = "| optimizer | rule | " + " | ".join(f"B = {b}" for b in batch_sizes) + " |\n"
+    rows = "\n".join(f"| {opt.upper()} | {rule} | " + " | ".join(f"{a:.2f}" for a in v) + " |"
+                     for opt, rules in acc.items() for rule, v in rules.items())
+    return (f"**Real data: {name}** ({train_size} training images, {epochs} epochs, conv net "
+            f"{CONV_WIDTHS}, float32), test accuracy (%), base rates at B = {batch_sizes[0]} from "
+            "the authors' scripts:\n\n" + head + "|---|---|" + "---|" * len(batch_sizes) + "\n"
+            + rows)
