@@ -221,10 +221,16 @@ def gamma_grid(K: int, gamma_max: float | None = None, ratio: float | None = Non
 
 
 def _gamma_continued_fraction(a, z):
-    """Q(a, z) e^z by the Legendre continued fraction of Gamma(a, z), evaluated bottom-up (z >~ 10)."""
-    f = z + 2.0 * _CF_TERMS + 1.0 - a
-    for n in range(_CF_TERMS, 0, -1):
-        f = z + 2.0 * n - 1.0 - a - n * (n - a) / f
+    """Q(a, z) e^z by the Legendre continued fraction of Gamma(a, z), evaluated bottom-up (z >~ 10).
+
+    A ``lax.scan`` over the terms n = _CF_TERMS..1 rather than an unrolled Python loop: the same
+    arithmetic, but its gradient in ``a`` compiles in a tenth of the time (one loop body, not 40)."""
+
+    def term(f, n):
+        return z + 2.0 * n - 1.0 - a - n * (n - a) / f, None
+
+    f0 = z + 2.0 * _CF_TERMS + 1.0 - a
+    f, _ = lax.scan(term, f0, jnp.arange(_CF_TERMS, 0, -1, dtype=jnp.result_type(f0)))
     return jnp.exp(a * jnp.log(z) - gammaln(a)) / f
 
 
@@ -402,10 +408,13 @@ def mafbm_covariance(ts, ss, gammas, omega, kind: str):
     """Analytic covariance Cov(B_hat(t), B_hat(s)) = sum_ij omega_i omega_j E[Y_hat_i(t) Y_hat_j(s)] on the
     grids ``ts`` x ``ss`` (returns (len(ts), len(ss)))."""
     _check_kind(kind)
-    g = jnp.asarray(gammas)
-    w = jnp.asarray(omega)
+    return _mafbm_covariance(jnp.asarray(ts), jnp.asarray(ss), jnp.asarray(gammas), jnp.asarray(omega), kind)
+
+
+@partial(jax.jit, static_argnames="kind")
+def _mafbm_covariance(ts, ss, g, w, kind):
     gi, gj = g[:, None], g[None, :]
-    t, s = jnp.meshgrid(jnp.asarray(ts), jnp.asarray(ss), indexing="ij")
+    t, s = jnp.meshgrid(ts, ss, indexing="ij")
     cross = _ou_cross(t, s, gi, gj, kind)
     if kind == "I":
         zero = jnp.zeros_like(t)
@@ -499,6 +508,7 @@ def euler_maruyama(key, x0, y0, gammas, omega, drift: Callable, diffusion: Calla
     return Paths(jnp.concatenate([x0[None], xs]), jnp.concatenate([y0[None], ys]), kl)
 
 
+@jax.jit
 def gaussian_path_kl(mean_shift, cov):
     """KL between two Gaussians with the same covariance and means differing by ``mean_shift``:
     1/2 d' cov^{-1} d. On a fine grid of X-values this tends to the path KL 1/2 int u^2 dt."""
@@ -507,6 +517,7 @@ def gaussian_path_kl(mean_shift, cov):
     return 0.5 * z @ z
 
 
+@jax.jit
 def constant_control_mean_shift(ts, gammas, omega, c):
     """E_Q[X(t)] - E_P[X(t)] for dX = dB_hat under a constant control u = c: c sum_k omega_k (1 - e^{-g_k t})/g_k."""
     g = jnp.asarray(gammas)
