@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache, partial
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -141,7 +141,7 @@ LINEAR_GAUSSIAN = StateSpaceModel(
 
 
 def lg_params(A: ArrayLike, Q: ArrayLike, C: ArrayLike, R: ArrayLike, m0: ArrayLike,
-              P0: ArrayLike, dtype=None) -> LGParams:
+              P0: ArrayLike, dtype: Any = None) -> LGParams:
     """Validated parameters of the linear-Gaussian SSM x_0 ~ N(m0, P0), x_{t+1} = A x_t + N(0, Q),
     y_t = C x_t + N(0, R) (the paper's Sec. 2 model class; our test bed).
 
@@ -177,7 +177,8 @@ def lg_params(A: ArrayLike, Q: ArrayLike, C: ArrayLike, R: ArrayLike, m0: ArrayL
 
 
 def scalar_lg_params(a: ArrayLike = 0.9, q: ArrayLike = 1.0, c: ArrayLike = 1.0,
-                     r: ArrayLike = 1.0, m0: ArrayLike = 0.0, p0: ArrayLike | None = None) -> LGParams:
+                     r: ArrayLike = 1.0, m0: ArrayLike = 0.0,
+                     p0: ArrayLike | None = None) -> LGParams:
     """Scalar linear-Gaussian SSM x_{t+1} = a x_t + N(0, q), y_t = c x_t + N(0, r).
 
     Args:
@@ -228,7 +229,7 @@ def sv_params(mu: float = -1.0, rho: float = 0.9, sigma: float = 0.3) -> SVParam
 
 
 @partial(jax.jit, static_argnames=("model", "n_steps", "observation_sampler"))
-def simulate(key: jax.Array, model: StateSpaceModel, params, n_steps: int,
+def simulate(key: jax.Array, model: StateSpaceModel, params: Any, n_steps: int,
              observation_sampler: Callable) -> tuple[jax.Array, jax.Array]:
     """One trajectory of the hidden chain and its observations (the HMM of the paper's Sec. 2).
 
@@ -346,7 +347,7 @@ def reparametrize(model: StateSpaceModel, build: Callable) -> StateSpaceModel:
 
 
 def evaluate_functional(functional: AdditiveFunctional, path: jax.Array, ys: jax.Array,
-                        fparams) -> jax.Array:
+                        fparams: Any) -> jax.Array:
     """h_T(x_{0:T}) = h_init(x_0) + sum_{t<T} h_step(x_t, x_{t+1}) on one path (paper Sec. 2).
 
     Args:
@@ -407,7 +408,7 @@ def categorical_inverse_cdf(key: jax.Array, logits: jax.Array, num: int) -> jax.
     return jnp.minimum(idx, n - 1)
 
 
-def backward_logits(model: StateSpaceModel, params, log_weights: jax.Array, x_prev: jax.Array,
+def backward_logits(model: StateSpaceModel, params: Any, log_weights: jax.Array, x_prev: jax.Array,
                     x_next: jax.Array) -> jax.Array:
     """The PaRIS backward kernel in log form, L[i, j] = log w_t^j + log m(xi_t^j, xi_{t+1}^i)
     (Lambda_t(i, j) ∝ exp L[i, j]; Alg. 1 of the paper, Olsson & Westerborn 2017).
@@ -520,7 +521,7 @@ def _data_axis(ys, keys):
 
 
 @partial(jax.jit, static_argnames=("model", "n_particles"))
-def particle_filter(keys: jax.Array, model: StateSpaceModel, params, ys: jax.Array,
+def particle_filter(keys: jax.Array, model: StateSpaceModel, params: Any, ys: jax.Array,
                     n_particles: int) -> tuple[jax.Array, jax.Array]:
     """Bootstrap particle filter with multinomial resampling at every step (brief Sec. 2.2).
 
@@ -560,8 +561,8 @@ def particle_filter(keys: jax.Array, model: StateSpaceModel, params, ys: jax.Arr
 
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "online"))
-def paris(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params,
-          ys: jax.Array, n_particles: int, n_backward: int = 2, fparams=None,
+def paris(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params: Any,
+          ys: jax.Array, n_particles: int, n_backward: int = 2, fparams: Any = None,
           online: bool = False) -> jax.Array:
     """PaRIS estimates of phi_{0:T}(h_T) (Alg. 1 of the paper; Olsson & Westerborn 2017):
     tau_{t+1}^i = K^{-1} sum_k [tau_t^{J^{i,k}} + h_step(xi_t^{J^{i,k}}, xi_{t+1}^i)], estimate
@@ -588,9 +589,9 @@ def paris(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctiona
 
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "conditional"))
-def paris_sweep(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params,
-                ys: jax.Array, reference: jax.Array, n_particles: int, n_backward: int = 2,
-                conditional: bool = True, fparams=None) -> Sweep:
+def paris_sweep(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional,
+                params: Any, ys: jax.Array, reference: jax.Array, n_particles: int, n_backward: int = 2,
+                conditional: bool = True, fparams: Any = None) -> Sweep:
     """Full (conditional) PaRIS sweeps with their particle systems and backward indices (the
     paper's conditional PaRIS kernel, brief Sec. 2.4: the last particle frozen on ``reference``).
 
@@ -633,9 +634,9 @@ def redraw_paths(key: jax.Array, sweep: Sweep, n_backward: int, n_paths: int) ->
 
 
 @partial(jax.jit, static_argnames=("model", "functional", "n_particles", "n_backward", "n_iterations"))
-def ppg(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params,
+def ppg(keys: jax.Array, model: StateSpaceModel, functional: AdditiveFunctional, params: Any,
         ys: jax.Array, n_particles: int, n_backward: int = 2, n_iterations: int = 10,
-        fparams=None) -> jax.Array:
+        fparams: Any = None) -> jax.Array:
     """Parisian particle Gibbs chains (the paper's PPG, brief Sec. 2.4). Iteration 0 is an
     unconditional PaRIS sweep (which draws zeta_0); iteration l >= 1 is the conditional sweep on
     zeta_{l-1}, giving Pi_N[zeta_{l-1}](h) and drawing zeta_l.
@@ -774,7 +775,7 @@ def _preconditioner(matrix, start):
 def score_ascent(keys: jax.Array, model: StateSpaceModel, theta0: ArrayLike, ys: jax.Array,
                  n_particles: int, n_backward: int = 2, n_steps: int = 1000,
                  step_size: float = 0.02, step_decay: float = 0.6, lower: ArrayLike = -jnp.inf,
-                 upper: ArrayLike = jnp.inf, driver="ppg",
+                 upper: ArrayLike = jnp.inf, driver: str | Sequence[str] = "ppg",
                  preconditioner: ArrayLike | None = None) -> LearningRun:
     """MLE by stochastic score ascent (the paper's Sec. 4),
     theta_{n+1} = clip(theta_n + step_size n^-step_decay P S_n / T, lower, upper), S_n the
@@ -804,12 +805,12 @@ def score_ascent(keys: jax.Array, model: StateSpaceModel, theta0: ArrayLike, ys:
                               flags, True, _preconditioner(preconditioner, theta0))
 
 
-def markov_score_climbing(keys: jax.Array, model: StateSpaceModel, params,
+def markov_score_climbing(keys: jax.Array, model: StateSpaceModel, params: Any,
                           functional: AdditiveFunctional, lambda0: ArrayLike, ys: jax.Array,
                           n_particles: int, n_backward: int = 2, n_steps: int = 1000,
                           step_size: float = 0.02, step_decay: float = 0.6,
                           lower: ArrayLike = -jnp.inf, upper: ArrayLike = jnp.inf,
-                          driver="ppg") -> LearningRun:
+                          driver: str | Sequence[str] = "ppg") -> LearningRun:
     """Markov score climbing (the paper's Sec. 4; Naesseth et al. 2020): minimise
     KL(phi_{0:T} || q_lambda) with the gradient E_phi[grad_lambda log q_lambda(X_{0:T})], an
     additive functional estimated by PaRIS or PPG under the fixed model ``params``.
@@ -836,6 +837,9 @@ def markov_score_climbing(keys: jax.Array, model: StateSpaceModel, params,
 def ar1_variational_functional() -> AdditiveFunctional:
     """grad_lambda log q_lambda of the scalar Gaussian AR(1) family
     q(x_{0:T}) = N(x_0; m, e^{2 l0}) prod_t N(x_{t+1}; phi x_t + c, e^{2 l}) (brief Sec. 2.6).
+
+    Args:
+        None (cached, so jitted callers see one functional).
 
     Returns:
         :class:`AdditiveFunctional` with (5,) terms, fparams = lambda = (m, l0, phi, c, l).
@@ -1032,8 +1036,8 @@ class GridSmoother(NamedTuple):
 
 
 @partial(jax.jit, static_argnames=("model", "functional"))
-def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params, ys: jax.Array,
-                  grid: jax.Array, fparams=None) -> GridSmoother:
+def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params: Any,
+                  ys: jax.Array, grid: jax.Array, fparams: Any = None) -> GridSmoother:
     """Independent reference for a scalar state: forward-backward recursions of the HMM obtained by
     the rectangle rule on an evenly spaced grid, in log space; phi_{0:T}(h_T) is summed from the
     exact pair marginals of the discretised chain (quadrature error only, spectral for smooth
@@ -1084,7 +1088,8 @@ def grid_smoother(model: StateSpaceModel, functional: AdditiveFunctional, params
     return GridSmoother(w0 @ h0 + steps, log_z)
 
 
-def kalman_mle(build: Callable, theta0: ArrayLike, ys: jax.Array, bounds=None) -> np.ndarray:
+def kalman_mle(build: Callable, theta0: ArrayLike, ys: jax.Array,
+               bounds: list | None = None) -> np.ndarray:
     """argmax_theta of the exact Kalman log-likelihood, by L-BFGS-B with JAX gradients (an
     independent MLE reference for score ascent).
 

@@ -92,6 +92,14 @@ def test_kalman_mle_batch_matches_scipy_and_certifies():
     assert not tight.any()  # the box excludes every MLE
 
 
+def test_scalar_kalman_log_likelihood_matches_the_matrix_filter(recs):
+    for theta in ([0.9, 0.0, 0.0], [-0.3, 0.7, -1.2]):
+        want = smc.kalman_filter(cx.lg_build(jnp.array(theta)), recs[1]).log_likelihood
+        got = cx._kalman_log_likelihood(jnp.array(theta), recs[1])
+        assert float(got) == pytest.approx(float(want), rel=1e-12)
+    assert float(cx._kalman_log_likelihood(jnp.array([1.2, 0.0, 0.0]), recs[1])) == -np.inf
+
+
 def test_fisher_preconditioner_inverts_the_observed_information(recs):
     prec = cx.fisher_preconditioner([0.9, 0.0, 0.0], recs)
     hess = np.mean([np.asarray(jax.hessian(cx._kalman_log_likelihood)(jnp.array([0.9, 0.0, 0.0]),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import partial
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,8 +46,8 @@ def validate(cfg: SimpleNamespace) -> None:
     Args:
         cfg: the notebook's resolved settings.
 
-    Raises:
-        ValueError: naming the offending knobs.
+    Returns:
+        None; raises ValueError naming the offending knobs.
     """
     n_ppg = cfg.ppg_particles
     if len(n_ppg) < 2 or len(cfg.ppg_chains) != len(n_ppg) or 16 not in n_ppg or \
@@ -70,8 +70,8 @@ def validate(cfg: SimpleNamespace) -> None:
 
 
 @partial(jax.jit, static_argnames=("model", "n_records", "n_steps", "sampler"))
-def records(key: jax.Array, model: smc.StateSpaceModel, params, n_records: int, n_steps: int,
-            sampler) -> jax.Array:
+def records(key: jax.Array, model: smc.StateSpaceModel, params: Any, n_records: int, n_steps: int,
+            sampler: Callable) -> jax.Array:
     """Independent observation records simulated from a state-space model (Sec. 2 of the paper).
 
     Args:
@@ -90,12 +90,32 @@ def records(key: jax.Array, model: smc.StateSpaceModel, params, n_records: int, 
 
 
 def lg_records(key: jax.Array, params: smc.LGParams, n_records: int, n_steps: int) -> jax.Array:
-    """:func:`records` of the linear-Gaussian model, (M, T + 1, d_y)."""
+    """:func:`records` of the linear-Gaussian model.
+
+    Args:
+        key: PRNG key.
+        params: linear-Gaussian parameters.
+        n_records: M.
+        n_steps: T.
+
+    Returns:
+        (M, T + 1, d_y) records.
+    """
     return records(key, LG, params, n_records, n_steps, smc.lg_observation_sampler)
 
 
 def sv_records(key: jax.Array, params: smc.SVParams, n_records: int, n_steps: int) -> jax.Array:
-    """:func:`records` of the stochastic-volatility model, (M, T + 1, 1)."""
+    """:func:`records` of the stochastic-volatility model.
+
+    Args:
+        key: PRNG key.
+        params: SV parameters.
+        n_records: M.
+        n_steps: T.
+
+    Returns:
+        (M, T + 1, 1) records.
+    """
     return records(key, SV, params, n_records, n_steps, smc.sv_observation_sampler)
 
 
@@ -178,7 +198,16 @@ def reference_errors(params: smc.LGParams, bivariate: smc.LGParams, recs: jax.Ar
 
 
 def sv_grid(params: smc.SVParams, n_points: int, width: float = 8.0) -> jax.Array:
-    """Evenly spaced quadrature grid (n_points,) over mu +- width stationary s.d. of the SV state."""
+    """Evenly spaced quadrature grid over mu +- width stationary s.d. of the SV state.
+
+    Args:
+        params: SV parameters.
+        n_points: G.
+        width: half-width in stationary standard deviations.
+
+    Returns:
+        (G,) grid for :func:`sv_exact`.
+    """
     sd = float(params.sigma) / np.sqrt(1 - float(params.rho) ** 2)
     return jnp.linspace(float(params.mu) - width * sd, float(params.mu) + width * sd, n_points)
 
@@ -200,7 +229,14 @@ def sv_exact(params: smc.SVParams, recs: jax.Array, grid: jax.Array) -> np.ndarr
 
 
 def bivariate_params() -> smc.LGParams:
-    """A bivariate linear-Gaussian model with a scalar observation (Section 1's second RTS check)."""
+    """A bivariate linear-Gaussian model with a scalar observation (Section 1's second RTS check).
+
+    Args:
+        None.
+
+    Returns:
+        :class:`paperlib.smc.LGParams` with d = 2, d_y = 1.
+    """
     return smc.lg_params([[0.8, 0.2], [-0.1, 0.7]], [[1.0, 0.3], [0.3, 0.5]], [[1.0, 0.5]], [[0.7]],
                          [0.5, -1.0], [[2.0, 0.4], [0.4, 1.0]])
 
@@ -231,8 +267,8 @@ def sv_bias_study(data_key: jax.Array, key: jax.Array, params: smc.SVParams, n_r
 
 
 def ppg_errors(key: jax.Array, model: smc.StateSpaceModel, functional: smc.AdditiveFunctional,
-               params, recs: jax.Array, exact: ArrayLike, n_particles: int, n_iterations: int,
-               chains_per_record: int = 1, fparams=None) -> np.ndarray:
+               params: Any, recs: jax.Array, exact: ArrayLike, n_particles: int, n_iterations: int,
+               chains_per_record: int = 1, fparams: Any = None) -> np.ndarray:
     """Errors of PPG chains (K = 2) against each record's exact value (Sec. 3 of the paper).
 
     Args:
@@ -493,9 +529,24 @@ class MLE(NamedTuple):
 
 
 def _kalman_log_likelihood(theta, ys):
-    """log p_theta(y_{0:T}) of :func:`lg_build` by the Kalman filter; -inf outside the domain."""
-    ll = smc.kalman_filter(lg_build(theta), ys).log_likelihood
-    return jnp.where(jnp.isfinite(ll) & (jnp.abs(theta[0]) < 1), ll, -jnp.inf)
+    """log p_theta(y_{0:T}) of :func:`lg_build` by a scalar Kalman filter written out in scalar
+    arithmetic (a small graph: the Newton runs compile fast); -inf outside the domain |a| < 1.
+    ``tests/test_experiments_cardoso.py`` checks it against :func:`paperlib.smc.kalman_filter`."""
+    a, q, r = theta[0], jnp.exp(theta[1]), jnp.exp(theta[2])
+
+    def update(m, p, y):
+        s = p + r
+        ll = -0.5 * (jnp.log(2 * jnp.pi * s) + (y - m) ** 2 / s)
+        return m + p / s * (y - m), p * r / s, ll
+
+    def advance(carry, y):
+        m, p, ll = carry
+        m, p, term = update(a * m, a * a * p + q, y)
+        return (m, p, ll + term), None
+
+    m0, p0, ll0 = update(jnp.zeros_like(a), q / (1 - a * a), ys[0, 0])
+    ll = lax.scan(advance, (m0, p0, ll0), ys[1:, 0])[0][2]
+    return jnp.where(jnp.isfinite(ll) & (jnp.abs(a) < 1), ll, -jnp.inf)
 
 
 def _hessian(theta, ys, h: float = 1e-5):
@@ -582,12 +633,13 @@ def fisher_preconditioner(theta: ArrayLike, recs: jax.Array) -> np.ndarray:
         recs: (M, T + 1, 1) records.
 
     Returns:
-        (3, 3) symmetric positive-definite matrix [mean_m -H_m(theta) / T]^{-1}.
+        (3, 3) symmetric positive-definite matrix |mean_m -H_m(theta) / T|^{-1} (eigenvalues
+        replaced by their absolute values, a no-op where the information is positive definite).
     """
     theta = jnp.asarray(theta, recs.dtype)
     info = -np.mean(np.asarray(_hessians(theta, recs)), 0)
-    info = 0.5 * (info + info.T) / (recs.shape[1] - 1)
-    return np.linalg.inv(info)
+    e, v = np.linalg.eigh(0.5 * (info + info.T) / (recs.shape[1] - 1))
+    return (v / np.abs(e)) @ v.T  # |info|^{-1}: positive definite even if a short record is not
 
 
 class Learning(NamedTuple):
