@@ -249,19 +249,20 @@ def kernels(x1: ArrayLike, x2: ArrayLike | None = None, *, depth: int, beta: flo
         raise ValueError("depth (number of weight layers) must be >= 1")
     x1 = jnp.asarray(x1)
     x2 = x1 if x2 is None else jnp.asarray(x2)
-    if method != "closed":
-        return _kernels(x1, x2, depth=depth, beta=beta, nonlin=nonlin, method=method, deg=deg,
-                        row_batch=row_batch, all_depths=all_depths)
+    kw = dict(depth=depth, beta=beta, nonlin=nonlin, method=method, deg=deg, row_batch=row_batch,
+              all_depths=all_depths)
+    if method != "closed" or isinstance(x1, jax.core.Tracer) or isinstance(x2, jax.core.Tracer):
+        return _kernels(x1, x2, **kw)
     n, m = x1.shape[0], x2.shape[0]
-    k = _kernels(_pad_rows(x1), _pad_rows(x2), depth=depth, beta=beta, nonlin=nonlin,
-                 method=method, deg=deg, row_batch=row_batch, all_depths=all_depths)
-    return Kernels(k.nngp[..., :n, :m], k.ntk[..., :n, :m])
+    k = _kernels(_pad_rows(x1), _pad_rows(x2), **kw)
+    return Kernels(*(jnp.asarray(np.asarray(t)[..., :n, :m]) for t in k))
 
 
 def _pad_rows(x: jax.Array, least: int = 64) -> jax.Array:
-    """``x`` with its last row repeated up to max(least, the next power of two) rows."""
+    """``x`` with its last row repeated up to max(least, the next power of two) rows (in numpy:
+    no compiled padding op per shape)."""
     rows = max(least, 1 << max(0, x.shape[0] - 1).bit_length())
-    return jnp.pad(x, ((0, rows - x.shape[0]), (0, 0)), mode="edge")
+    return jnp.asarray(np.pad(np.asarray(x), ((0, rows - x.shape[0]), (0, 0)), mode="edge"))
 
 
 @partial(jax.jit, static_argnames=("depth", "nonlin", "method", "deg", "row_batch", "all_depths"))
