@@ -417,3 +417,439 @@ def scaled_eigen_ratio(A) -> float:
     d = 1.0 / np.sqrt(np.diag(A))
     ev = np.linalg.eigvalsh(A * d[:, None] * d[None, :])
     return float(ev[0] / ev[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook protocols: settings, tables, sweeps and plots (each returns what the notebook claims)
+# ---------------------------------------------------------------------------------------------
+
+
+def validate(cfg) -> None:
+    """Reject settings the protocols cannot use, before any compute.
+
+    Args:
+        cfg: the resolved settings of the notebook (``profiles.resolve_from``).
+
+    Raises:
+        ValueError: naming the knob and the range it must lie in.
+    """
+    for H, theta in cfg.bridge_panels:
+        if not (0 < H < 1 and theta >= 0):
+            raise ValueError(f"bridge panel [H, theta] needs 0 < H < 1, theta >= 0: {[H, theta]}")
+    if not all(0 < h < 1 and h != 0.5 for h in cfg.hurst_values) or len(cfg.hurst_values) < 2:
+        raise ValueError(f"need >= 2 hurst_values in (0, 1) other than 0.5, got {cfg.hurst_values}")
+    if min(cfg.bridge_steps, cfg.bridge_batch, cfg.bridge_width, cfg.hurst_steps) < 1 \
+            or cfg.eval_paths < 256 or cfg.mc_paths < 500 \
+            or min(cfg.hurst_seeds - 2, cfg.hurst_obs - 3, 64 - cfg.hurst_batch) < 0:
+        raise ValueError("need steps, batch, width >= 1, eval_paths >= 256, mc_paths >= 500, "
+                         "hurst_seeds >= 2, hurst_obs >= 3, hurst_batch <= 64")
+    if any(n < 16 or n & (n - 1) for n in cfg.speed_lengths) or min(cfg.timing_K) < 0:
+        raise ValueError("speed_lengths must be powers of two >= 16 and timing_K >= 0")
+    if cfg.video_sequences < 32 or cfg.video_frames < 4 or cfg.video_canvas < 20 \
+            or cfg.video_steps < 10 or cfg.video_batch > cfg.video_sequences:
+        raise ValueError("need video_sequences >= max(32, video_batch), video_frames >= 4, "
+                         "video_canvas >= 20 (digits are 16 px) and video_steps >= 10")
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A Markdown table: ``header`` (column titles) over ``rows`` (already formatted cells)."""
+    lines = ["| " + " | ".join(map(str, r)) + " |" for r in [header] + rows]
+    return "\n".join(lines[:1] + ["|" + "---|" * len(header)] + lines[1:])
+
+
+def omega_fixture_deviation(gammas: np.ndarray, fixtures: list) -> float:
+    """Largest deviation of omega* from printed fixtures, in half-units of their last digit.
+
+    Args:
+        gammas: (K,) speeds of the grid the fixtures were printed for.
+        fixtures: [(kind, T, H, printed omega (K,), decimals)].
+
+    Returns:
+        max over fixtures of ``printed_precision_deviation`` (<= 1: agrees).
+    """
+    return max(printed_precision_deviation(fbm.optimal_omega(gammas, H, T, kind), ref, dec)
+               for kind, T, H, ref, dec in fixtures)
+
+
+def c3_rows(gammas: np.ndarray, hursts: list[float], T: float = 1.0):
+    """Type-II relative errors of omega* and of the paper's Riemann baseline (brief's C3 table).
+
+    Args:
+        gammas: (K,) speeds; hursts: the H of the table; T: horizon.
+
+    Returns:
+        (eps_rel of omega* per H, E(omega_Riemann)/c per H), two lists of floats.
+    """
+    systems = [fbm.omega_system(gammas, H, T, "II") for H in hursts]
+    eps = [float(fbm.optimal_relative_error(s)) for s in systems]
+    riem = [float(fbm.approximation_error(s, fbm.omega_riemann(gammas, H)) / s.c)
+            for s, H in zip(systems, hursts)]
+    return eps, riem
+
+
+def error_vs_K(Ks: list[int], hursts, ratio: float = 4.0, T: float = 1.0):
+    """The error-vs-K sweep of both types on nested grids of ratio ``ratio``.
+
+    Returns:
+        (eps, riem, resolution): eps[kind] and riem[kind] are (len(hursts), len(Ks)) arrays of
+        ``relative_errors_vs_K``; resolution[K] is ``scaled_eigen_ratio`` of the type-II A for
+        K > 1 (A does not depend on H).
+    """
+    eps, riem = {}, {}
+    for kind in ("I", "II"):
+        eps[kind], riem[kind] = relative_errors_vs_K(Ks, hursts, kind, ratio=ratio, T=T)
+    resolution = {K: scaled_eigen_ratio(fbm.omega_system_np(fbm.gamma_grid(K, ratio=ratio), 0.5,
+                                                            T, "II").A) for K in Ks if K > 1}
+    return eps, riem, resolution
+
+
+def table_ratios(eps: dict, Ks: list[int], hursts, table: dict, table_Ks=(1, 2, 3, 5, 7, 9, 13)):
+    """Ratios ours / printed for every entry of a printed eps_rel table {(kind, H): row over
+    ``table_Ks``} whose K was swept. Returns a list of floats."""
+    return [eps[k][list(hursts).index(H), Ks.index(K)] / x for (k, H), row in table.items()
+            for K, x in zip(table_Ks, row) if K in Ks]
+
+
+def plot_error_vs_K(eps: dict, riem: dict, Ks: list[int], hursts, resolution: dict):
+    """Figure of eps_rel vs K (optimal solid, Riemann dashed), a grey band where the scaled A is
+    singular to float64 rounding (ratio < 1e-14). Returns (figure, Markdown caption)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    for ax, kind in zip(axes, ("I", "II")):
+        for i, H in enumerate(hursts):
+            ax.plot(Ks, eps[kind][i], "o-", ms=3, color=f"C{i}", label=f"optimal ω*, H = {H}")
+            ax.plot(Ks, riem[kind][i], "x--", ms=4, lw=0.8, color=f"C{i}",
+                    label=f"Riemann ω (paper's baseline), H = {H}")
+        ax.set(yscale="log", xlabel="K (geometric grid, ratio r = 4)", title=f"type {kind}, T = 1")
+    unresolved = [K for K, r in resolution.items() if r < 1e-14]
+    for ax in axes if unresolved else []:
+        ax.axvspan(min(unresolved) - 0.5, max(Ks) + 0.5, color="0.9", zorder=0)
+    axes[0].set_ylabel("relative error E(ω)/c")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center left", bbox_to_anchor=(1.0, 0.5),
+               fontsize=7)
+    caption = (
+        "**Caption.** Relative error of MA-fBM against fBM on nested grids (r = 4, T = 1): optimal "
+        "ω* (solid) and the paper's Riemann (hat-quadrature) baseline (dashed). Grey band: K with "
+        "the smallest eigenvalue of the Jacobi-scaled A below 10⁻¹⁴ of the largest (K = "
+        f"{', '.join(map(str, unresolved)) or 'none'}; ratios "
+        f"{', '.join(f'{resolution[K]:.1e}' for K in unresolved) or '-'}). There A is singular "
+        "to float64 rounding, so relative errors below about 10⁻⁸ are not resolved: the "
+        "flattening of the type-II curves for H ≥ 0.7 in that band is the limit of the float64 "
+        "solve, not a property of MA-fBM, and no claim uses it.")
+    return fig, caption
+
+
+def exact_covariance(ts: np.ndarray, H: float, kind: str) -> np.ndarray:
+    """Exact fBM covariance on ``ts`` x ``ts``: type I in the paper's normalisation (V_H), type II
+    Riemann-Liouville. Returns (len(ts), len(ts))."""
+    if kind == "I":
+        return np.asarray(fbm.fbm_covariance(ts[:, None], ts[None, :], H, fbm.variance_factor(H)))
+    return fbm.rl_covariance(ts[:, None], ts[None, :], H)
+
+
+def covariance_deviations(ts: np.ndarray, rows: list, hursts=(0.3, 0.7)):
+    """Analytic MA-fBM covariance against the exact one for every (K, gamma_max) of ``rows``, type
+    and H (omega* solved in numpy: no compile per grid).
+
+    Returns:
+        (cov_ma, dev): dicts keyed by (K, kind, H) of the (n, n) MA-fBM covariance and of
+        max|C_MA - C| / max|C|.
+    """
+    cov_ma, dev = {}, {}
+    for K, g_max in rows:
+        g = fbm.gamma_grid(K, gamma_max=g_max)
+        for kind in ("I", "II"):
+            for H in hursts:
+                w = fbm.solve_gram_np(*fbm.omega_system_np(g, H, 1.0, kind)[:2])
+                C, E = np.asarray(fbm.mafbm_covariance(ts, ts, g, w, kind)), exact_covariance(ts, H, kind)
+                cov_ma[K, kind, H] = C
+                dev[K, kind, H] = float(np.max(np.abs(C - E)) / np.max(np.abs(E)))
+    return cov_ma, dev
+
+
+def mafbm_mc_check(keys, gammas: np.ndarray, cov_ma: dict, num_paths: int, H: float = 0.3):
+    """Monte Carlo of both MA-fBM samplers (exact transitions, Euler dt = 0.01) on t = 0.1..1.
+
+    Args:
+        keys: two PRNG keys (types I, II); gammas: (K,) speeds; cov_ma: ``covariance_deviations``' first output (for
+        K = len(gammas)); num_paths: paths per sampler and type.
+
+    Returns:
+        (z, bias): z[sampler, kind] = ``second_moment_z`` against the sampler's exact covariance
+        (analytic MA-fBM; the Euler recursion's own), bias[kind] = max |z| of the Euler paths
+        against the continuous covariance (their O(dt) bias).
+    """
+    z, bias = {}, {}
+    for kind, key in zip(("I", "II"), keys):
+        w = fbm.optimal_omega(gammas, H, 1.0, kind)
+        exact_p, euler_p = mafbm_mc_paths(key, jnp.asarray(gammas), w, kind, num_paths, 0.01, 100, 10)
+        euler_cov = fbm.euler_prior_covariance(gammas, np.asarray(w), 0.0, kind, 0.01, 100)
+        z["exact", kind] = second_moment_z(exact_p, cov_ma[len(gammas), kind, H])
+        z["euler", kind] = second_moment_z(euler_p, euler_cov[10::10, 10::10])
+        emp, ref, se = second_moment_z(euler_p, cov_ma[len(gammas), kind, H])
+        bias[kind] = float(np.max(np.abs(emp - ref) / se))
+    return z, bias
+
+
+def anchor_second_moments(key, seed: int, H: float = 0.7, n: int = 64, num_paths: int = 4000):
+    """``second_moment_z`` of the ``fbm`` package's Cholesky sampler (anchor; numpy seeded with
+    ``seed``) and of our Davies-Harte sampler against the exact unit fBM covariance on n points of
+    (0, 1]. Returns {name: (emp, ref, se)}, each over the n (n + 1) / 2 upper-triangle entries."""
+    import fbm as fbm_package
+
+    np.random.seed(seed)
+    gen = fbm_package.FBM(n=n, hurst=H, length=1.0, method="cholesky")
+    paths = {"fbm package (Cholesky)": np.array([gen.fbm() for _ in range(num_paths)])[:, 1:],
+             "ours (Davies-Harte)": np.asarray(fbm.sample_fbm_davies_harte(
+                 key, H, n, 1.0, num_paths))[:, 1:]}
+    t = np.linspace(1 / n, 1.0, n)
+    exact = np.asarray(fbm.fbm_covariance(t[:, None], t[None, :], H))
+    return {name: second_moment_z(P, exact) for name, P in paths.items()}
+
+
+def plot_covariance_error(ts: np.ndarray, cov_ma: dict, K: int = 5):
+    """Four heat maps of (C_MA - C) / max|C| (types I, II x H = 0.3, 0.7). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), constrained_layout=True)
+    for ax, (kind, H) in zip(axes, [("I", 0.3), ("I", 0.7), ("II", 0.3), ("II", 0.7)]):
+        E = exact_covariance(ts, H, kind)
+        D = (cov_ma[K, kind, H] - E) / np.max(np.abs(E))
+        lim = np.max(np.abs(D))
+        im = ax.imshow(D, cmap="RdBu_r", vmin=-lim, vmax=lim, origin="lower",
+                       extent=[0.05, 1.05, 0.05, 1.05])
+        ax.set(title=f"type {kind}, H = {H}", xlabel="t", ylabel="s" if ax is axes[0] else None)
+        fig.colorbar(im, ax=ax, shrink=0.75)
+    fig.suptitle("(C_MA-fBM − C_fBM) / max|C_fBM|, K = 5, γ_max = 20, T = 1 "
+                 "(each panel has its own colour scale)")
+    return fig
+
+
+def hurst_gradient_check(gammas: np.ndarray, references: tuple, h: float = 1e-5):
+    """d sum(omega*)/dH by autodiff against central differences of step ``h``.
+
+    Args:
+        gammas: (K,) speeds; references: ((kind, T, {H: printed value}), ...).
+
+    Returns:
+        (Markdown table rows [[kind, T, H, autodiff, central difference, printed]], relative
+        deviations |autodiff - fd| / |fd| per entry).
+    """
+    rows, dev = [], []
+    for kind, T, ref in references:
+        f = jax.jit(lambda H, kind=kind, T=T: fbm.optimal_omega(gammas, H, T, kind).sum())
+        for H, r in ref.items():
+            g_ad = float(jax.grad(f)(H))
+            g_fd = (float(f(H + h)) - float(f(H - h))) / (2 * h)
+            dev.append(abs(g_ad - g_fd) / abs(g_fd))
+            rows.append([kind, T, H, f"{g_ad:.6f}", f"{g_fd:.6f}", r])
+    return rows, dev
+
+
+def mean_se(a) -> str:
+    """'mean ± s.e.' of the entries of ``a`` (s.e. = sample std / sqrt(size))."""
+    a = np.asarray(a)
+    return f"{a.mean():.3f} ± {a.std(ddof=1) / np.sqrt(a.size):.3f}"
+
+
+def plot_hurst(hurst: dict, H_true: np.ndarray, H_star: list, num_seeds: int):
+    """Estimated against true H (ELBO-learned, variogram, H*) and seed 0's training curves.
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    axes[0].plot([0, 1], [0, 1], "k:", lw=0.8, label="estimate = true")
+    axes[0].axhline(0.5, color="0.6", lw=0.8, label="ELBO start (H = 0.5)")
+    for name, marker, label in (("learned", "o", "ELBO-learned H"), ("variogram", "^", "variogram H")):
+        m, s = hurst[name].mean(1), hurst[name].std(1, ddof=1) / np.sqrt(num_seeds)
+        axes[0].errorbar(H_true, m, 2 * s, fmt=marker, ms=4, capsize=2, label=f"{label} (±2 s.e.)")
+    axes[0].plot(H_true, H_star, "s", mfc="none", label="H* (best Euler ELBO, exact)")
+    axes[0].set(xlim=(0, 1), ylim=(0, 1), xlabel="true H of the fOU data", ylabel="estimated H",
+                title="Hurst index: ELBO vs a classical estimator")
+    axes[0].legend(fontsize=7)
+    for i, h in enumerate(H_true):
+        axes[1].plot(np.convolve(hurst["losses"][i * num_seeds], np.ones(20) / 20, mode="valid"),
+                     label=f"true H = {h} (seed 0)")
+    axes[1].set(yscale="log", xlabel="Adam step", ylabel="−ELBO per observation (20-step mean)",
+                title="training")
+    axes[1].legend(fontsize=7)
+    return fig
+
+
+def bridge_references(gammas: np.ndarray, hursts=(0.3, 0.7), dts=(0.01, 0.005, 0.002, 0.001)):
+    """Exact references of the theta = 0 bridge (type I, T_omega = 6, X(2) observed with std 0.1).
+
+    Returns:
+        [(H, exact log p(obs), [log p - best Euler ELBO per dt], conditioned std of the closed-form
+        MA-fBM covariance at t = 0.5, 1, 1.5)] per H.
+    """
+    ts = np.linspace(0.0, 2.0, 201)
+    rows = []
+    for H in hursts:
+        w = np.asarray(fbm.optimal_omega(gammas, H, 6.0, "I"))
+        logp = fbm.gaussian_log_evidence(fbm.linear_prior_covariance(ts, gammas, w, 0.0, "I")[-1, -1],
+                                         0.01)
+        gaps = [logp - fbm.euler_bridge_optimum(gammas, w, 0.0, "I", dt, int(round(2 / dt)), 0.1)[0]
+                for dt in dts]
+        closed = np.asarray(fbm.mafbm_covariance(ts, ts, gammas, w, "I"))  # not Van Loan
+        rows.append((H, logp, gaps, fbm.conditioned_std(closed, 200, 0.01)[[50, 100, 150]]))
+    return rows
+
+
+def plot_bridge(bridge: dict, eval_paths: int):
+    """Fig. 2: posterior paths and the std bands of every panel. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    ts = np.linspace(0.0, 2.0, 201)
+    fig, axes = plt.subplots(1, len(bridge), figsize=(3.3 * len(bridge), 3.4), squeeze=False,
+                             sharey=True)
+    styles = [("std_paper", dict(color="C0", lw=2.4, alpha=0.55),
+               "paper's 'true' ±std (unit-normalised)"),
+              ("std_ma", dict(color="C2", lw=1.4), "MA-fBM conditioned ±std (analytic, target)"),
+              ("std_opt", dict(color="C3", lw=1.2, ls=":"), "best Euler control ±std (dt = 0.01)")]
+    for ax, ((H, theta), r) in zip(axes[0], bridge.items()):
+        ax.plot(ts, r["xs"].T, color="k", lw=0.3, alpha=0.3)
+        for sgn in (1, -1):
+            for key, kw, label in styles:
+                ax.plot(ts, sgn * r[key], **kw, label=label if sgn > 0 else None)
+            ax.plot(ts[::10], sgn * r["std_emp"][::10], "o", color="C1", ms=3.5, mfc="none",
+                    mew=1.0, label=f"empirical ±std ({eval_paths} posterior paths)" if sgn > 0 else None)
+        ax.set(ylim=(-2, 2), xlabel="t", title=f"H = {H}, θ = {theta:g}")
+    axes[0, 0].set_ylabel("X(t)")
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", fontsize=7,
+               ncol=min(4, 2 * len(bridge)), bbox_to_anchor=(0.5, -0.02))
+    fig.subplots_adjust(bottom=0.27 if len(bridge) > 1 else 0.4)
+    return fig
+
+
+def girsanov_kl_rows(gammas: np.ndarray, c: float, T: float, H: float = 0.3, ns=(10, 50, 200)):
+    """KL of the Gaussian X-path laws under a constant control u = c against none, on grids of n
+    points of (0, T] (exact mean shift and MA-fBM covariance, no simulation).
+
+    Returns:
+        [(kind, n, KL)] for type II then type I, each n of ``ns``.
+    """
+    rows = []
+    for kind in ("II", "I"):
+        w = fbm.optimal_omega(gammas, H, T, kind)
+        for n in ns:
+            t = np.linspace(T / n, T, n)
+            kl = fbm.gaussian_path_kl(fbm.constant_control_mean_shift(t, gammas, w, c),
+                                      fbm.mafbm_covariance(t, t, gammas, w, kind))
+            rows.append((kind, n, float(kl)))
+    return rows
+
+
+def euler_kl_accumulator(key, gammas: np.ndarray, c: float, T: float, H: float = 0.3,
+                         dt: float = 0.005) -> float:
+    """The Euler scan's path-KL state sum 1/2 u^2 dt under the constant control u = c on [0, T]
+    (type II, one latent). Returns the accumulated KL."""
+    sim = fbm.euler_maruyama(key, jnp.zeros(1), jnp.zeros((1, len(gammas))), gammas,
+                             fbm.optimal_omega(gammas, H, T, "II"), lambda t, x: 0 * x,
+                             lambda t, x: jnp.ones_like(x), lambda t, x, y: c * jnp.ones(1),
+                             dt, int(round(T / dt)))
+    return float(sim.kl)
+
+
+def sampler_speed_rows(keys, gammas: np.ndarray, lengths: list[int], cholesky_max: int,
+                       H: float = 0.7, num_paths: int = 200):
+    """Paths per second and ``increment_autocov_error`` of each sampler at each path length n:
+    our Davies-Harte, MA-fBM (type I, exact transitions), the ``fbm`` package's Davies-Harte
+    (num_paths // 10 paths, one call each) and our Cholesky (n <= cholesky_max).
+
+    Args:
+        keys: iterator of PRNG keys (one drawn per length).
+
+    Returns:
+        [(n, sampler name, paths per second, error)].
+    """
+    import fbm as fbm_package
+
+    w = fbm.optimal_omega(gammas, H, 1.0, "I")
+    rows = []
+    for n in lengths:
+        k = next(keys)
+        samplers = {
+            "Davies–Harte (ours)": (lambda: fbm.sample_fbm_davies_harte(k, H, n, 1.0, num_paths), 1.0),
+            "MA-fBM K=5 (ours)": (lambda: fbm.sample_mafbm_exact(k, gammas, w, 1.0 / n, n, num_paths,
+                                                                 "I"), float(fbm.variance_factor(H))),
+            "Davies–Harte (fbm pkg)": (lambda: np.array([fbm_package.FBM(
+                n=n, hurst=H, length=1.0, method="daviesharte").fbm()
+                for _ in range(num_paths // 10)]), 1.0)}
+        if n <= cholesky_max:
+            samplers["Cholesky (ours)"] = (lambda: fbm.sample_fbm_cholesky(k, H, n, 1.0, num_paths), 1.0)
+        for name, (fn, scale) in samplers.items():
+            sec, paths = timed(fn, repeats=1 if "pkg" in name else 3)
+            paths = np.asarray(paths)
+            rows.append((n, name, paths.shape[0] / sec, increment_autocov_error(paths, H, scale)))
+    return rows
+
+
+def video_clips(num_train: int, num_test: int, frames: int, canvas: int, seed: int):
+    """Moving-digit clips flattened to (N, frames, canvas^2): (training clips, test clips)."""
+    from paperlib import datasets
+
+    clips = datasets.moving_digits(num_train + num_test, frames, canvas, seed)
+    clips = clips.reshape(clips.shape[0], frames, -1)
+    return clips[:num_train], clips[num_train:]
+
+
+def training_ratio(losses: np.ndarray, window: int) -> float:
+    """Largest over runs (rows of ``losses``) of the mean of the last ``window`` losses over the
+    first ``window``'s (NaN for a run with a non-finite loss; < 1: every run's loss fell)."""
+    first, last = losses[:, :window].mean(1), losses[:, -window:].mean(1)
+    finite = np.all(np.isfinite(losses), axis=1)
+    return float(np.max(np.where(finite, last / first, np.nan)))
+
+
+def plot_video(test_clips: np.ndarray, video: dict, canvas: int, window: int):
+    """A held-out clip, its BM and MA-fBM reconstructions, and the training curves. Returns the
+    figure."""
+    import matplotlib.pyplot as plt
+
+    show = min(test_clips.shape[1], 8)
+    fig = plt.figure(figsize=(1.2 * (show + 1) + 3, 4.4))
+    grid = fig.add_gridspec(3, show + 1, width_ratios=[1] * show + [3.5])
+    for r, (label, seq) in enumerate((("data", test_clips[0]), ("BM", video["BM"]["recon"][0]),
+                                      ("MA-fBM", video["MA-fBM"]["recon"][0]))):
+        for c in range(show):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(seq[c].reshape(canvas, canvas), cmap="gray", vmin=0, vmax=1)
+            ax.set(xticks=[], yticks=[])
+            if c == 0:
+                ax.set_ylabel(label)
+    ax_loss = fig.add_subplot(grid[:, -1])
+    for name, v in video.items():
+        ax_loss.plot(np.convolve(v["losses"][0], np.ones(window) / window, "valid"),
+                     label=f"{name} (seed 0, H = {v['H'][0]:.2f})")
+    ax_loss.set(yscale="log", xlabel="Adam step", ylabel="−ELBO per clip (moving mean)",
+                title="training")
+    ax_loss.legend()
+    fig.suptitle("Latent SDE on stochastic moving digits: a held-out clip and its reconstructions")
+    return fig
+
+
+def hurst_table(hurst: dict, H_true: np.ndarray, H_star: list, slopes: dict, num_seeds: int) -> str:
+    """Markdown: learned, variogram and H* per true H (mean ± s.e. over seeds), the shrinkage
+    slopes and the mean absolute errors of both estimators."""
+    err = {name: np.abs(hurst[name] - H_true[:, None]) for name in ("learned", "variogram")}
+    table = markdown_table(
+        ["true H", "learned H (ELBO)", "variogram H (same data)", "H* of the best Euler ELBO (seed 0)"],
+        [[h, mean_se(hurst["learned"][i]), mean_se(hurst["variogram"][i]), f"{H_star[i]:.3f}"]
+         for i, h in enumerate(H_true)])
+    return (f"**{num_seeds} seeds per true H** (mean ± s.e. over seeds)\n\n{table}\n\nShrinkage "
+            f"slope of (Ĥ − ½) on (H − ½): ELBO {mean_se(slopes['learned'])}, variogram "
+            f"{mean_se(slopes['variogram'])}. Mean |Ĥ − H|: ELBO {mean_se(err['learned'])}, "
+            f"variogram {mean_se(err['variogram'])}.")
+
+
+def video_table(video: dict, baselines: dict, window: int) -> str:
+    """Markdown rows per model (-ELBO over the last ``window`` steps, test MSE ± s.e., learned H
+    per seed) and per closed-form baseline of ``clip_baselines``."""
+    rows = [[name, f"{v['losses'][:, -window:].mean():.1f}",
+             f"{v['mse'].mean():.4f} ± {v['mse_se'].mean():.4f}",
+             ", ".join(f"{h:.3f}" for h in v["H"])] for name, v in video.items()]
+    rows += [[f"{name} (closed form)", "–", f"{m:.4f} ± {s:.4f}", "–"]
+             for name, (m, s) in baselines.items()]
+    return markdown_table(["model", "−ELBO, last 10%", "test MSE / pixel", "learned H per seed"], rows)
