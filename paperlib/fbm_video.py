@@ -17,6 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from paperlib import fbm
 
@@ -36,7 +37,21 @@ class VideoSetup(NamedTuple):
 
 def video_setup(K: int, gamma_max: float, num_frames: int, num_latents: int, width: int, features: int,
                 frame_dt: float = 0.1, substeps: int = 3) -> VideoSetup:
-    """Setup for the MA-fBM model with K OU processes (K = 0: the Brownian baseline)."""
+    """Setup of the latent video model (Sec. 5.2, App. E) with MA-fBM of K OU processes.
+
+    Args:
+        K: OU processes of MA-fBM (Sec. 3); 0 gives the Brownian baseline.
+        gamma_max: largest speed of the geometric grid (``fbm.gamma_grid``).
+        num_frames: frames per clip (>= 4); fixes the omega horizon (num_frames - 1) frame_dt.
+        num_latents, width, features: latent dimension, MLP width, size of h_i, g_i and w.
+        frame_dt, substeps: time between frames and Euler steps per frame (official 0.1, 3).
+
+    Returns:
+        A hashable :class:`VideoSetup`.
+
+    Raises:
+        ValueError: on bad sizes or an unstable Euler step (gamma_max dt >= 0.5).
+    """
     if min(num_frames - 3, num_latents, width, features, substeps) < 1 or K < 0 or frame_dt <= 0:
         raise ValueError("need num_frames >= 4, K >= 0 and positive latents, width, features, substeps, frame_dt")
     gammas = (0.0,) if K == 0 else tuple(float(g) for g in fbm.gamma_grid(K, gamma_max=gamma_max))
@@ -44,8 +59,17 @@ def video_setup(K: int, gamma_max: float, num_frames: int, num_latents: int, wid
     return VideoSetup(gammas, K > 0, frame_dt * (num_frames - 1), frame_dt, substeps, num_latents, width, features)
 
 
-def video_init(key, setup: VideoSetup, num_pixels: int):
-    """All parameters; the control's last layer starts at zero (posterior = prior) and H at 0.5."""
+def video_init(key: jax.Array, setup: VideoSetup, num_pixels: int) -> dict:
+    """Parameters of every network (Fig. 4): encoder, content, context, initial, drift, control,
+    decoder, plus log sigma (D,) and h_raw (). The control's last layer starts at zero (posterior =
+    prior) and H = sigmoid(h_raw) at 0.5.
+
+    Args:
+        key: PRNG key; setup: the model's :class:`VideoSetup`; num_pixels: pixels per frame.
+
+    Returns:
+        A dict pytree of parameters.
+    """
     D, K, F, W = setup.num_latents, len(setup.gammas), setup.features, setup.width
     k = jax.random.split(key, 7)
     return {"encoder": fbm.mlp_init(k[0], [num_pixels, W, F], zero_last=False),
@@ -58,8 +82,12 @@ def video_init(key, setup: VideoSetup, num_pixels: int):
             "log_sigma": jnp.zeros(D), "h_raw": jnp.zeros(())}
 
 
-def hurst_of(params, setup: VideoSetup):
-    """The learned Hurst index (0.5 for the Brownian model)."""
+def hurst_of(params: dict, setup: VideoSetup) -> jax.Array:
+    """The learned Hurst index H = sigmoid(h_raw) (Sec. 3.3); 0.5 for the Brownian model.
+
+    Returns:
+        A scalar array.
+    """
     return fbm.hurst_of(params) if setup.fractional else jnp.asarray(0.5)
 
 
@@ -80,9 +108,15 @@ def _context_at(g, t, frame_dt):
     return (1.0 - frac) * g[i] + frac * g[i + 1]
 
 
-def reconstruct(params, key, frames, setup: VideoSetup):
-    """Decoded frames along one posterior path of one sequence (T, pixels), with KL(q(x0)||p(x0)) and
-    the path KL of that path."""
+def reconstruct(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup):
+    """Decode one clip along one posterior path of the latent SDE (Sec. 5.2, Eq. 12's terms).
+
+    Args:
+        params: ``video_init`` parameters; key: PRNG key; frames: (T, pixels) clip in [0, 1].
+
+    Returns:
+        (reconstructed frames (T, pixels), KL(q(x0) || N(0, I)) (), path KL 1/2 int |u|^2 dt ()).
+    """
     D = setup.num_latents
     gammas = jnp.asarray(setup.gammas)
     if setup.fractional:
@@ -111,22 +145,47 @@ def reconstruct(params, key, frames, setup: VideoSetup):
     return recon, kl0, paths.kl
 
 
-def video_loss_terms(params, key, frames, setup: VideoSetup):
-    """(sum of squared pixel errors, KL(q(x0)||p(x0)), path KL) of one sequence, one posterior path
-    (as in the official code)."""
+def video_loss_terms(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup):
+    """The three terms of one clip's loss along one posterior path (as in the official code).
+
+    Args:
+        params, key: as in :func:`reconstruct`; frames: (T, pixels).
+
+    Returns:
+        (sum of squared pixel errors (), KL(q(x0) || p(x0)) (), path KL ()).
+    """
     recon, kl0, kl = reconstruct(params, key, frames, setup)
     return jnp.sum((frames - recon) ** 2), kl0, kl
 
 
-def video_loss(params, key, batch, setup: VideoSetup):
-    """Mean over a batch (B, T, pixels) of the per-sequence loss (the negative ELBO up to constants)."""
+def video_loss(params: dict, key: jax.Array, batch: jax.Array, setup: VideoSetup) -> jax.Array:
+    """Mean over a batch of the per-clip loss, the negative ELBO up to constants (Sec. 4, 5.2).
+
+    Args:
+        params, key: as in :func:`reconstruct`; batch: (B, T, pixels).
+
+    Returns:
+        A scalar: mean of squared error + KL(q(x0)) + path KL.
+    """
     sq, kl0, kl = jax.vmap(video_loss_terms, (None, 0, 0, None))(params, jax.random.split(key, batch.shape[0]),
                                                                    batch, setup)
     return jnp.mean(sq + kl0 + kl)
 
 
-def train_video(key, videos, setup: VideoSetup, num_steps: int, batch: int, learning_rate: float):
-    """Adam (cosine decay) on random mini-batches of ``videos`` (N, T, pixels). Returns (params, losses)."""
+def train_video(key: jax.Array, videos: ArrayLike, setup: VideoSetup, num_steps: int, batch: int,
+                learning_rate: float):
+    """Fit the video model by Adam (cosine decay from ``learning_rate``) on random mini-batches.
+
+    Args:
+        key: PRNG key; videos: (N, T >= 4, pixels) clips; setup: :class:`VideoSetup`;
+        num_steps: Adam steps; batch: clips per step (<= N); learning_rate: initial step.
+
+    Returns:
+        (params, losses (num_steps,)).
+
+    Raises:
+        ValueError: on a bad shape of ``videos`` or batch > N.
+    """
     videos = jnp.asarray(videos)
     if videos.ndim != 3 or videos.shape[1] < 4 or not 1 <= batch <= videos.shape[0]:
         raise ValueError(f"videos must be (N, T >= 4, pixels) with N >= batch; got {videos.shape}, batch={batch}")
