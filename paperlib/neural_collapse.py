@@ -7,7 +7,8 @@ W_{M-1} (d, d), W_M (K, d), an optional unregularised last-layer bias b, and the
 
 with loss = ||Z - Y||_F^2 / (2N) (MSE) or the mean cross entropy (CE). Rows are samples.
 
-* metrics: :func:`class_means`, :func:`nc1` (tr(Sigma_W Sigma_B^+)/K), :func:`gram_distance` (NC2: the
+* metrics: :func:`class_means`, :func:`nc1` (tr(Sigma_W Sigma_B^+)/K; also as
+  :func:`scatter_matrices` + :func:`nc1_from_scatter`), :func:`gram_distance` (NC2: the
   normalised Gram of class means or classifier rows against a target), :func:`nc3` (the normalised
   classifier-times-means matrix against a target), :func:`simplex_etf`;
 * the model: :class:`Params`, :class:`Setting` (loss, bias, depth and decays as *traced* values, so one
@@ -64,23 +65,50 @@ def class_means(X: ArrayLike, labels: ArrayLike, num_classes: int) -> tuple[jax.
     return (onehot.T @ X) / onehot.sum(0)[:, None], X.mean(0)
 
 
-def nc1(X: ArrayLike, labels: ArrayLike, num_classes: int) -> jax.Array:
-    """NC1 metric tr(Sigma_W Sigma_B^+) / K (within-class variability collapse, paper Sec. 5).
-
-    Sigma_W = (1/N) sum_i (x_i - mu_{y_i})(x_i - mu_{y_i})^T and
-    Sigma_B = (1/K) sum_k (mu_k - mu_G)(mu_k - mu_G)^T.
+def scatter_matrices(X: ArrayLike, labels: ArrayLike, num_classes: int
+                     ) -> tuple[jax.Array, jax.Array]:
+    """Within- and between-class covariances (paper Sec. 5, NC1), matrix products only.
 
     Args:
       X: (N, d) features; labels: (N,) classes; num_classes: K.
 
     Returns:
-      () the metric; 0 when every feature equals its class mean.
+      Sigma_W = (1/N) sum_i (x_i - mu_{y_i})(x_i - mu_{y_i})^T and
+      Sigma_B = (1/K) sum_k (mu_k - mu_G)(mu_k - mu_G)^T, each (d, d).
     """
     means, glob = class_means(X, labels, num_classes)
     within = X - means[labels]
-    sigma_w = within.T @ within / X.shape[0]
     between = means - glob
-    sigma_b = between.T @ between / num_classes
+    return within.T @ within / X.shape[0], between.T @ between / num_classes
+
+
+def nc1_from_scatter(sigma_w: ArrayLike, sigma_b: ArrayLike, num_classes: int) -> np.ndarray:
+    """tr(Sigma_W Sigma_B^+) / K in numpy, batched over leading axes (the metric of :func:`nc1`).
+
+    For use outside jitted loops (no LAPACK call inside ``vmap``/``scan``).
+
+    Args:
+      sigma_w, sigma_b: (..., d, d) from :func:`scatter_matrices`; num_classes: K.
+
+    Returns:
+      (...) the NC1 metric.
+    """
+    sw, sb = np.asarray(sigma_w), np.asarray(sigma_b)
+    rcond = 10 * sb.shape[-1] * np.finfo(sb.dtype).eps  # jnp.linalg.pinv's cut-off for this dtype
+    pinv = np.linalg.pinv(sb.astype(np.float64), rcond=rcond, hermitian=True)
+    return np.trace(sw.astype(np.float64) @ pinv, axis1=-2, axis2=-1) / num_classes
+
+
+def nc1(X: ArrayLike, labels: ArrayLike, num_classes: int) -> jax.Array:
+    """NC1 metric tr(Sigma_W Sigma_B^+) / K (within-class variability collapse, paper Sec. 5).
+
+    Args:
+      X: (N, d) features; labels: (N,) classes; num_classes: K.
+
+    Returns:
+      () the metric (:func:`scatter_matrices`); 0 when every feature equals its class mean.
+    """
+    sigma_w, sigma_b = scatter_matrices(X, labels, num_classes)
     return jnp.trace(sigma_w @ jnp.linalg.pinv(sigma_b, hermitian=True)) / num_classes
 
 

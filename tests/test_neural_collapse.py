@@ -113,3 +113,12 @@ def test_bad_settings_are_refused():
         nc.init_params(jax.random.key(0), nc.make_setting("ce", 1, 1, 1e-3, 1e-3, 0.1), 4, 2, 3, 0.1)
     with pytest.raises(ValueError):
         nc.gof_closed_form([3.0, -1.0], 1, 1e-3, 1e-3)
+
+
+def test_nc1_from_scatter_matches_nc1():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(4), 5)
+    X = rng.normal(size=(4, 6))[labels] + 0.2 * rng.normal(size=(20, 6))
+    sw, sb = nc.scatter_matrices(jnp.asarray(X), labels, 4)
+    np.testing.assert_allclose(nc.nc1_from_scatter(np.stack([sw] * 2), np.stack([sb] * 2), 4),
+                               float(nc.nc1(jnp.asarray(X), labels, 4)), rtol=1e-10)

@@ -241,8 +241,8 @@ def digits_proxy(cfg: SimpleNamespace, key: jax.Array, X: np.ndarray, y: np.ndar
             prod = prod @ v
         unit = prod / jnp.linalg.norm(prod, axis=1, keepdims=True)
         cos = jnp.max(jnp.abs(unit @ unit.T - jnp.eye(k)))
-        return (jnp.stack([nc.nc1(f, y, k) for f in feats]), cos, jnp.mean(z.argmax(1) == y),
-                jnp.linalg.norm(prod, axis=1))
+        scatter = jnp.stack([jnp.stack(nc.scatter_matrices(f, y, k)) for f in feats])
+        return scatter, cos, jnp.mean(z.argmax(1) == y), jnp.linalg.norm(prod, axis=1)
 
     def one(kk):
         ws = _mlp_init(kk, dims)
@@ -261,7 +261,8 @@ def digits_proxy(cfg: SimpleNamespace, key: jax.Array, X: np.ndarray, y: np.ndar
         return measure(ws)[0], rec
 
     start, rec = jax.jit(jax.vmap(one))(jax.random.split(key, cfg.mlp_seeds))
-    nc1 = np.concatenate([np.asarray(start)[:, None], np.asarray(rec[0])], axis=1)
+    scatter = np.concatenate([np.asarray(start)[:, None], np.asarray(rec[0])], axis=1)
+    nc1 = nc.nc1_from_scatter(scatter[..., 0, :, :], scatter[..., 1, :, :], k)  # LAPACK outside jit
     return SimpleNamespace(nc1=nc1, cos=np.asarray(rec[1]), acc=np.asarray(rec[2]),
                            w_norm=np.asarray(rec[3][:, -1]), counts=np.bincount(y, minlength=k))
 
