@@ -6,10 +6,13 @@ experiments (Fig. 2 bridge panels, learnable Hurst index, the video proxy), buil
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
+from typing import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from scipy import integrate, special
 
 from paperlib import fbm, fbm_video
@@ -18,8 +21,15 @@ from paperlib.stats import mean_and_se, variance_and_se
 QUAD = dict(epsabs=1e-13, epsrel=1e-11, limit=200)
 
 
-def quad(f, a, b, **kw) -> float:
-    """scipy ``quad`` at the tolerances of the Prop. 5 checks."""
+def quad(f: Callable, a: float, b: float, **kw) -> float:
+    """scipy ``quad`` at the tolerances of the Prop. 5 checks.
+
+    Args:
+        f: integrand; a, b: limits (may be infinite); kw: further ``quad`` options (weights).
+
+    Returns:
+        The integral, a float.
+    """
     return integrate.quad(f, a, b, **{**QUAD, **kw})[0]
 
 
@@ -28,8 +38,15 @@ def quad(f, a, b, **kw) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def kernel_b(t, g, H, kind) -> float:
-    """E[B_H(t) Y_hat(t)] by quadrature over the noise (type I adds the past s < 0)."""
+def kernel_b(t: float, g: float, H: float, kind: str) -> float:
+    """E[B_H(t) Y_hat(t)] by quadrature over the noise (type I adds the past s < 0).
+
+    Args:
+        t: time; g: OU speed; H: Hurst index; kind: ``"I"`` or ``"II"``.
+
+    Returns:
+        The integrand of b_k in Prop. 5 at t, a float.
+    """
     a = H + 0.5
     recent = quad(lambda v: np.exp(-g * v), 0.0, t, weight="alg", wvar=(a - 1.0, 0.0))
     if kind == "I":
@@ -41,8 +58,15 @@ def kernel_b(t, g, H, kind) -> float:
     return recent / special.gamma(a)
 
 
-def kernel_a(t, gi, gj, kind) -> float:
-    """E[Y_hat_i(t) Y_hat_j(t)] by quadrature over the noise."""
+def kernel_a(t: float, gi: float, gj: float, kind: str) -> float:
+    """E[Y_hat_i(t) Y_hat_j(t)] by quadrature over the noise.
+
+    Args:
+        t: time; gi, gj: OU speeds; kind: ``"I"`` or ``"II"``.
+
+    Returns:
+        The integrand of A_ij in Prop. 5 at t, a float.
+    """
     recent = quad(lambda s: np.exp(-(gi + gj) * (t - s)), 0.0, t)
     if kind == "II":
         return recent
@@ -52,8 +76,15 @@ def kernel_a(t, gi, gj, kind) -> float:
     return recent + quad(past, 0, np.inf)
 
 
-def kernel_var(t, H, kind) -> float:
-    """E[B_H(t)^2] by quadrature (type I: split at u = 1, u^{2a-2} as a weight near 0)."""
+def kernel_var(t: float, H: float, kind: str) -> float:
+    """E[B_H(t)^2] by quadrature (type I: split at u = 1, u^{2a-2} as a weight near 0).
+
+    Args:
+        t: time; H: Hurst index; kind: ``"I"`` or ``"II"``.
+
+    Returns:
+        The integrand of c in Prop. 5 at t, a float.
+    """
     a = H + 0.5
     v = quad(lambda s: 1.0, 0.0, t, weight="alg", wvar=(2 * a - 2, 0.0))
     if kind == "I":
@@ -72,9 +103,16 @@ def kernel_var(t, H, kind) -> float:
     return v / special.gamma(a) ** 2
 
 
-def closed_form_error(gammas, cases, kind: str) -> float:
+def closed_form_error(gammas: np.ndarray, cases: list, kind: str) -> float:
     """Max relative error of the closed-form b and c (Prop. 5) against time integrals of the
-    kernels, over ``cases`` = [(H, T), ...], and of A (H-free) on three of the speeds at T = 1.5."""
+    kernels, over ``cases`` = [(H, T), ...], and of A (H-free) on three of the speeds at T = 1.5.
+
+    Args:
+        gammas: (K,) speeds; cases: [(H, T)]; kind: ``"I"`` or ``"II"``.
+
+    Returns:
+        The largest relative error, a float (Prop. 5, App. D).
+    """
     errs = []
     for H, T in cases:
         s = fbm.omega_system(gammas, H, T, kind)
@@ -90,9 +128,16 @@ def closed_form_error(gammas, cases, kind: str) -> float:
     return float(max(errs))
 
 
-def worst_perturbation_gain(rng, gammas, cases, num: int = 100) -> float:
+def worst_perturbation_gain(rng: np.random.Generator, gammas: np.ndarray, cases: list,
+                            num: int = 100) -> float:
     """min over random delta (scales 1e-5..1) and ``cases`` [(kind, T, H)] of
     (E(omega* + delta) - E(omega*)) / c, E evaluated in numpy from A, b, c (>= 0 at the optimum).
+
+    Args:
+        rng: numpy generator; gammas: (K,) speeds; cases: [(kind, T, H)]; num: perturbations per case.
+
+    Returns:
+        The smallest relative gain, a float (>= 0 at the optimum of Prop. 5).
     """
     worst = np.inf
     for kind, T, H in cases:
@@ -105,10 +150,18 @@ def worst_perturbation_gain(rng, gammas, cases, num: int = 100) -> float:
     return worst
 
 
-def relative_errors_vs_K(Ks, Hs, kind: str, ratio: float, T: float):
+def relative_errors_vs_K(Ks: list[int], Hs, kind: str, ratio: float, T: float):
     """(len(Hs), len(Ks)) relative errors on nested grids of ratio ``ratio``: the optimum
     1 - b'A^{-1}b/c, and the paper's Riemann baseline E(omega_Riemann)/c (NaN at K = 1), in numpy
-    (``fbm.omega_system_np``: no compile per grid size)."""
+    (``fbm.omega_system_np``: no compile per grid size).
+
+    Args:
+        Ks: grid sizes; Hs: Hurst indices; kind: ``"I"`` or ``"II"``; ratio: grid ratio r;
+        T: horizon.
+
+    Returns:
+        (optimal, Riemann): two (len(Hs), len(Ks)) arrays (Prop. 5).
+    """
     opt, riem = np.full((len(Hs), len(Ks)), np.nan), np.full((len(Hs), len(Ks)), np.nan)
     for j, K in enumerate(Ks):
         g = fbm.gamma_grid(K, ratio=ratio)
@@ -121,8 +174,15 @@ def relative_errors_vs_K(Ks, Hs, kind: str, ratio: float, T: float):
     return opt, riem
 
 
-def printed_precision_deviation(values, printed, decimals) -> float:
-    """max |value - printed| in half-units of each printed value's last digit (<= 1: agrees)."""
+def printed_precision_deviation(values: ArrayLike, printed: ArrayLike, decimals: ArrayLike) -> float:
+    """max |value - printed| in half-units of each printed value's last digit (<= 1: agrees).
+
+    Args:
+        values: computed values; printed: printed references; decimals: printed decimals, broadcast.
+
+    Returns:
+        The largest deviation in half-units of the last printed digit, a float.
+    """
     v, p, d = (np.asarray(x, dtype=float) for x in (values, printed, decimals))
     return float(np.max(np.abs(v - p) / (0.5 * 10.0**-d)))
 
@@ -132,9 +192,16 @@ def printed_precision_deviation(values, printed, decimals) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def second_moment_z(paths, cov):
+def second_moment_z(paths: ArrayLike, cov: ArrayLike):
     """For zero-mean Gaussian paths (N, n): the empirical E[X_i X_j] on the upper triangle, the
-    exact value from ``cov`` and the Gaussian s.e. sqrt((C_ij^2 + C_ii C_jj) / N) of each entry."""
+    exact value from ``cov`` and the Gaussian s.e. sqrt((C_ij^2 + C_ii C_jj) / N) of each entry.
+
+    Args:
+        paths: (N, n) samples; cov: (n, n) exact covariance.
+
+    Returns:
+        (empirical, exact, s.e.), each (n (n + 1) / 2,) over the upper triangle.
+    """
     P = np.asarray(paths, dtype=np.float64)
     iu = np.triu_indices(P.shape[1])
     emp = (P.T @ P / P.shape[0])[iu]
@@ -143,11 +210,18 @@ def second_moment_z(paths, cov):
     return emp, C[iu], se
 
 
-def mafbm_mc_paths(
-    key, gammas, omega, kind: str, num_paths: int, dt: float, num_steps: int, every: int
-):
+def mafbm_mc_paths(key: jax.Array, gammas: jax.Array, omega: jax.Array, kind: str, num_paths: int,
+                   dt: float, num_steps: int, every: int):
     """MA-fBM at t = every*dt, 2 every*dt, ...: (exact OU-transition paths, Euler paths), each
-    (num_paths, num_steps // every)."""
+    (num_paths, num_steps // every).
+
+    Args:
+        key: PRNG key; gammas, omega: (K,); kind: ``"I"`` or ``"II"``; num_paths: paths;
+        dt: Euler step; num_steps: steps; every: steps between kept points.
+
+    Returns:
+        (exact paths, Euler paths), each (num_paths, num_steps // every) numpy (Sec. 3).
+    """
     k_exact, k_euler = jax.random.split(key)
     exact = fbm.sample_mafbm_exact(
         k_exact, gammas, omega, every * dt, num_steps // every, num_paths, kind
@@ -174,7 +248,14 @@ def mafbm_mc_paths(
 
 
 def bonferroni_z(num_tests: int, family_level: float = 0.01) -> float:
-    """Two-sided z threshold at family-wise level ``family_level`` over ``num_tests`` tests."""
+    """Two-sided z threshold at family-wise level ``family_level`` over ``num_tests`` tests.
+
+    Args:
+        num_tests: number of two-sided tests; family_level: family-wise level.
+
+    Returns:
+        The per-test |z| threshold, a float.
+    """
     return float(special.ndtri(1.0 - family_level / (2.0 * num_tests)))
 
 
@@ -183,8 +264,15 @@ def bonferroni_z(num_tests: int, family_level: float = 0.01) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def timed(fn, repeats: int = 3):
-    """(seconds per call after one warm-up/compile call, last result), blocking on JAX results."""
+def timed(fn: Callable, repeats: int = 3):
+    """(seconds per call after one warm-up/compile call, last result), blocking on JAX results.
+
+    Args:
+        fn: a function of no arguments; repeats: timed calls after the warm-up.
+
+    Returns:
+        (seconds per call, the last result).
+    """
     jax.block_until_ready(fn())
     t = time.perf_counter()
     for _ in range(repeats):
@@ -192,9 +280,16 @@ def timed(fn, repeats: int = 3):
     return (time.perf_counter() - t) / repeats, res
 
 
-def increment_autocov_error(paths, H, scale) -> float:
+def increment_autocov_error(paths: ArrayLike, H: float, scale: float) -> float:
     """max over lags 0-4 of |empirical - exact| autocovariance of the increments of paths on [0, 1]
-    (rescaled to unit steps), relative to the lag-0 value; exact: ``scale`` x unit fGn."""
+    (rescaled to unit steps), relative to the lag-0 value; exact: ``scale`` x unit fGn.
+
+    Args:
+        paths: (N, n + 1) paths on [0, 1]; H: Hurst index; scale: Var B_H(1) of the sampler.
+
+    Returns:
+        The relative error, a float.
+    """
     inc = np.diff(np.asarray(paths), axis=1)
     n = inc.shape[1]
     inc = inc / (1.0 / n) ** H
@@ -203,9 +298,18 @@ def increment_autocov_error(paths, H, scale) -> float:
     return float(np.max(np.abs(emp - exact)) / exact[0])
 
 
-def bridge_forward_times(key, Ks, widths, gamma_max: float = 20.0, num_paths: int = 32):
+def bridge_forward_times(key: jax.Array, Ks: list[int], widths: list[int], gamma_max: float = 20.0,
+                         num_paths: int = 32):
     """Seconds per forward pass of ``num_paths`` bridge paths (200 Euler steps) for each (width, K);
-    K = 0 is Brownian motion. Returns [(width, K, seconds)]."""
+    K = 0 is Brownian motion. Returns [(width, K, seconds)].
+
+    Args:
+        key: PRNG key; Ks: numbers of OU processes; widths: MLP widths; gamma_max: grid's top speed;
+        num_paths: paths per forward pass.
+
+    Returns:
+        [(width, K, seconds)] (Fig. 9 analogue).
+    """
     rows = []
     for width in widths:
         for K in Ks:
@@ -227,9 +331,16 @@ def bridge_forward_times(key, Ks, widths, gamma_max: float = 20.0, num_paths: in
 # ---------------------------------------------------------------------------------------------
 
 
-def std_and_se(x):
+def std_and_se(x: ArrayLike):
     """Sample std over the rows of x (N, ...) per column, and its delta-method s.e.
-    se(var) / (2 std)."""
+    se(var) / (2 std).
+
+    Args:
+        x: (N, ...) samples.
+
+    Returns:
+        (std, s.e.), each flattened over the trailing axes.
+    """
     x = np.asarray(x, dtype=np.float64)
     out = np.array([variance_and_se(col) for col in x.reshape(x.shape[0], -1).T])
     std = np.sqrt(out[:, 0])
@@ -237,10 +348,10 @@ def std_and_se(x):
 
 
 def bridge_panels(
-    key,
-    panels,
-    gammas,
-    hidden,
+    key: jax.Array,
+    panels: list,
+    gammas: np.ndarray,
+    hidden: list[int],
     num_steps: int,
     batch: int,
     learning_rate: float,
@@ -255,7 +366,16 @@ def bridge_panels(
     Returns {(H, theta): dict(elbo, se, logp, best, xs, std_emp, std_se, std_ma, std_opt, std_paper,
     losses)}: MC-ELBO and its s.e. over ``eval_paths`` posterior paths, the exact log p(obs) and
     best Euler ELBO, and the posterior std against the exact conditioned stds (MA-fBM prior,
-    continuous; best Euler control; the paper's unit-normalised "true" band)."""
+    continuous; best Euler control; the paper's unit-normalised "true" band).
+
+    Args:
+        key: PRNG key; panels: [[H, theta]] (Fig. 2); gammas: (K,) speeds; hidden: MLP widths;
+        num_steps, batch, learning_rate: Adam settings; eval_paths: posterior paths per panel;
+        T_omega: omega horizon; dt, horizon: Euler step and steps; obs_std: observation std.
+
+    Returns:
+        The dict described above; arrays over the horizon + 1 grid points.
+    """
     ts = np.linspace(0.0, dt * horizon, horizon + 1)
     omegas = jnp.stack([fbm.optimal_omega(gammas, H, T_omega, "I") for H, _ in panels])
     setup = fbm.BridgeSetup(jnp.asarray(gammas), omegas[0], 0.0, "I", dt, horizon, obs_std)
@@ -302,11 +422,11 @@ def bridge_panels(
 
 
 def hurst_experiment(
-    key,
-    hurst_values,
+    key: jax.Array,
+    hurst_values: list[float],
     num_seeds: int,
     setup: fbm.HurstSetup,
-    hidden,
+    hidden: list[int],
     num_steps: int,
     batch: int,
     learning_rate: float,
@@ -318,7 +438,16 @@ def hurst_experiment(
     seed, all R = len(hurst_values) * num_seeds ELBO runs in one vmapped loop, and the variogram
     estimate (lags 1, 2, noise-corrected) on the same observations. Returns a dict of
     (len(hurst_values), num_seeds) arrays ``learned``, ``sigma``, ``variogram``, the losses
-    (R, num_steps) and the data sets (R, num_sequences, num_obs)."""
+    (R, num_steps) and the data sets (R, num_sequences, num_obs).
+
+    Args:
+        key: PRNG key; hurst_values: true H; num_seeds: data sets per H; setup: the model;
+        hidden, num_steps, batch, learning_rate: training settings; num_sequences, num_obs: data
+        size; theta_data: mean reversion of the data.
+
+    Returns:
+        The dict described above (Sec. 3.3, our design).
+    """
     k_data, k_fit = jax.random.split(key)
     keys = jax.random.split(k_data, len(hurst_values) * num_seeds)
     sample = jax.jit(jax.vmap(lambda k, H: fbm.sample_fou_observations(
@@ -339,10 +468,17 @@ def hurst_experiment(
     )
 
 
-def shrinkage_slopes(true_h, estimates):
+def shrinkage_slopes(true_h: ArrayLike, estimates: ArrayLike) -> np.ndarray:
     """Per seed, the least-squares slope through (1/2, 1/2) of the estimate on the true H:
     sum (H_hat - 1/2)(H - 1/2) / sum (H - 1/2)^2 (1: unbiased recovery, 0: stuck at 1/2).
-    ``estimates`` is (len(true_h), num_seeds); returns (num_seeds,)."""
+    ``estimates`` is (len(true_h), num_seeds); returns (num_seeds,).
+
+    Args:
+        true_h: (P,) true H; estimates: (P, num_seeds).
+
+    Returns:
+        (num_seeds,) slopes.
+    """
     d = np.asarray(true_h, dtype=float)[:, None] - 0.5
     return np.sum((np.asarray(estimates) - 0.5) * d, axis=0) / np.sum(d**2)
 
@@ -353,10 +489,10 @@ def shrinkage_slopes(true_h, estimates):
 
 
 def video_experiment(
-    key,
-    train_clips,
-    test_clips,
-    models,
+    key: jax.Array,
+    train_clips: np.ndarray,
+    test_clips: np.ndarray,
+    models: dict,
     num_seeds: int,
     num_steps: int,
     batch: int,
@@ -366,7 +502,16 @@ def video_experiment(
     """Train each model (name -> K; K = 0 is Brownian motion) for ``num_seeds`` seeds (vmapped) on
     ``train_clips`` (N, T, pixels); reconstruct ``test_clips`` along one posterior path each.
     Returns {name: dict(losses (seeds, steps), recon of seed 0, mse per seed and its s.e. over
-    test clips, learned H per seed)}."""
+    test clips, learned H per seed)}.
+
+    Args:
+        key: PRNG key; train_clips: (N, T, pixels); test_clips: (M, T, pixels); models: name -> K;
+        num_seeds, num_steps, batch, learning_rate: training settings; setup_kw: further
+        ``fbm_video.video_setup`` arguments.
+
+    Returns:
+        The dict described above (Sec. 5.2 proxy).
+    """
     out = {}
     for name, K in models.items():
         key, k_fit, k_rec = jax.random.split(key, 3)
@@ -397,10 +542,17 @@ def video_experiment(
     return out
 
 
-def clip_baselines(train_clips, test_clips):
+def clip_baselines(train_clips: np.ndarray, test_clips: np.ndarray) -> dict:
     """Closed-form reconstructions of the test clips: the training set's mean frame, and each test
     clip's own time-averaged frame (it sees the clip, as the model's encoder does). Returns
-    {name: (MSE per pixel, its s.e. over test clips)}."""
+    {name: (MSE per pixel, its s.e. over test clips)}.
+
+    Args:
+        train_clips: (N, T, pixels); test_clips: (M, T, pixels).
+
+    Returns:
+        The dict described above.
+    """
     mean_frame = np.mean((test_clips - train_clips.mean(axis=(0, 1))) ** 2, axis=(1, 2))
     own_average = np.mean((test_clips - test_clips.mean(axis=1, keepdims=True)) ** 2, axis=(1, 2))
     return {
@@ -409,9 +561,15 @@ def clip_baselines(train_clips, test_clips):
     }
 
 
-def scaled_eigen_ratio(A) -> float:
+def scaled_eigen_ratio(A: ArrayLike) -> float:
     """Smallest over largest eigenvalue of the Jacobi-scaled Gram matrix D A D, D = diag(A)^{-1/2}
     (below ~1e-14 the matrix is singular to float64 rounding; the smallest may come out negative).
+
+    Args:
+        A: (K, K) Gram matrix of Prop. 5.
+
+    Returns:
+        The eigenvalue ratio, a float.
     """
     A = np.asarray(A, dtype=np.float64)
     d = 1.0 / np.sqrt(np.diag(A))
@@ -424,7 +582,7 @@ def scaled_eigen_ratio(A) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def validate(cfg) -> None:
+def validate(cfg: SimpleNamespace) -> None:
     """Reject settings the protocols cannot use, before any compute.
 
     Args:
@@ -452,7 +610,11 @@ def validate(cfg) -> None:
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:
-    """A Markdown table: ``header`` (column titles) over ``rows`` (already formatted cells)."""
+    """A Markdown table: ``header`` (column titles) over ``rows`` (already formatted cells).
+
+    Returns:
+        The table as one string.
+    """
     lines = ["| " + " | ".join(map(str, r)) + " |" for r in [header] + rows]
     return "\n".join(lines[:1] + ["|" + "---|" * len(header)] + lines[1:])
 
@@ -487,7 +649,7 @@ def c3_rows(gammas: np.ndarray, hursts: list[float], T: float = 1.0):
     return eps, riem
 
 
-def error_vs_K(Ks: list[int], hursts, ratio: float = 4.0, T: float = 1.0):
+def error_vs_K(Ks: list[int], hursts: tuple, ratio: float = 4.0, T: float = 1.0):
     """The error-vs-K sweep of both types on nested grids of ratio ``ratio``.
 
     Returns:
@@ -503,14 +665,15 @@ def error_vs_K(Ks: list[int], hursts, ratio: float = 4.0, T: float = 1.0):
     return eps, riem, resolution
 
 
-def table_ratios(eps: dict, Ks: list[int], hursts, table: dict, table_Ks=(1, 2, 3, 5, 7, 9, 13)):
+def table_ratios(eps: dict, Ks: list[int], hursts: tuple, table: dict,
+                 table_Ks: tuple = (1, 2, 3, 5, 7, 9, 13)) -> list[float]:
     """Ratios ours / printed for every entry of a printed eps_rel table {(kind, H): row over
     ``table_Ks``} whose K was swept. Returns a list of floats."""
     return [eps[k][list(hursts).index(H), Ks.index(K)] / x for (k, H), row in table.items()
             for K, x in zip(table_Ks, row) if K in Ks]
 
 
-def plot_error_vs_K(eps: dict, riem: dict, Ks: list[int], hursts, resolution: dict):
+def plot_error_vs_K(eps: dict, riem: dict, Ks: list[int], hursts: tuple, resolution: dict):
     """Figure of eps_rel vs K (optimal solid, Riemann dashed), a grey band where the scaled A is
     singular to float64 rounding (ratio < 1e-14). Returns (figure, Markdown caption)."""
     import matplotlib.pyplot as plt
@@ -548,7 +711,7 @@ def exact_covariance(ts: np.ndarray, H: float, kind: str) -> np.ndarray:
     return fbm.rl_covariance(ts[:, None], ts[None, :], H)
 
 
-def covariance_deviations(ts: np.ndarray, rows: list, hursts=(0.3, 0.7)):
+def covariance_deviations(ts: np.ndarray, rows: list, hursts: tuple = (0.3, 0.7)):
     """Analytic MA-fBM covariance against the exact one for every (K, gamma_max) of ``rows``, type
     and H (omega* solved in numpy: no compile per grid).
 
@@ -568,7 +731,7 @@ def covariance_deviations(ts: np.ndarray, rows: list, hursts=(0.3, 0.7)):
     return cov_ma, dev
 
 
-def mafbm_mc_check(keys, gammas: np.ndarray, cov_ma: dict, num_paths: int, H: float = 0.3):
+def mafbm_mc_check(keys: list, gammas: np.ndarray, cov_ma: dict, num_paths: int, H: float = 0.3):
     """Monte Carlo of both MA-fBM samplers (exact transitions, Euler dt = 0.01) on t = 0.1..1.
 
     Args:
@@ -592,7 +755,8 @@ def mafbm_mc_check(keys, gammas: np.ndarray, cov_ma: dict, num_paths: int, H: fl
     return z, bias
 
 
-def anchor_second_moments(key, seed: int, H: float = 0.7, n: int = 64, num_paths: int = 4000):
+def anchor_second_moments(key: jax.Array, seed: int, H: float = 0.7, n: int = 64,
+                          num_paths: int = 4000) -> dict:
     """``second_moment_z`` of the ``fbm`` package's Cholesky sampler (anchor; numpy seeded with
     ``seed``) and of our Davies-Harte sampler against the exact unit fBM covariance on n points of
     (0, 1]. Returns {name: (emp, ref, se)}, each over the n (n + 1) / 2 upper-triangle entries."""
@@ -647,7 +811,7 @@ def hurst_gradient_check(gammas: np.ndarray, references: tuple, h: float = 1e-5)
     return rows, dev
 
 
-def mean_se(a) -> str:
+def mean_se(a: ArrayLike) -> str:
     """'mean ± s.e.' of the entries of ``a`` (s.e. = sample std / sqrt(size))."""
     a = np.asarray(a)
     return f"{a.mean():.3f} ± {a.std(ddof=1) / np.sqrt(a.size):.3f}"
@@ -677,7 +841,8 @@ def plot_hurst(hurst: dict, H_true: np.ndarray, H_star: list, num_seeds: int):
     return fig
 
 
-def bridge_references(gammas: np.ndarray, hursts=(0.3, 0.7), dts=(0.01, 0.005, 0.002, 0.001)):
+def bridge_references(gammas: np.ndarray, hursts: tuple = (0.3, 0.7),
+                      dts: tuple = (0.01, 0.005, 0.002, 0.001)) -> list:
     """Exact references of the theta = 0 bridge (type I, T_omega = 6, X(2) observed with std 0.1).
 
     Returns:
@@ -723,7 +888,8 @@ def plot_bridge(bridge: dict, eval_paths: int):
     return fig
 
 
-def girsanov_kl_rows(gammas: np.ndarray, c: float, T: float, H: float = 0.3, ns=(10, 50, 200)):
+def girsanov_kl_rows(gammas: np.ndarray, c: float, T: float, H: float = 0.3,
+                     ns: tuple = (10, 50, 200)) -> list:
     """KL of the Gaussian X-path laws under a constant control u = c against none, on grids of n
     points of (0, T] (exact mean shift and MA-fBM covariance, no simulation).
 
@@ -741,7 +907,7 @@ def girsanov_kl_rows(gammas: np.ndarray, c: float, T: float, H: float = 0.3, ns=
     return rows
 
 
-def euler_kl_accumulator(key, gammas: np.ndarray, c: float, T: float, H: float = 0.3,
+def euler_kl_accumulator(key: jax.Array, gammas: np.ndarray, c: float, T: float, H: float = 0.3,
                          dt: float = 0.005) -> float:
     """The Euler scan's path-KL state sum 1/2 u^2 dt under the constant control u = c on [0, T]
     (type II, one latent). Returns the accumulated KL."""
@@ -752,8 +918,8 @@ def euler_kl_accumulator(key, gammas: np.ndarray, c: float, T: float, H: float =
     return float(sim.kl)
 
 
-def sampler_speed_rows(keys, gammas: np.ndarray, lengths: list[int], cholesky_max: int,
-                       H: float = 0.7, num_paths: int = 200):
+def sampler_speed_rows(keys: Iterator, gammas: np.ndarray, lengths: list[int], cholesky_max: int,
+                       H: float = 0.7, num_paths: int = 200) -> list:
     """Paths per second and ``increment_autocov_error`` of each sampler at each path length n:
     our Davies-Harte, MA-fBM (type I, exact transitions), the ``fbm`` package's Davies-Harte
     (num_paths // 10 paths, one call each) and our Cholesky (n <= cholesky_max).
@@ -787,7 +953,11 @@ def sampler_speed_rows(keys, gammas: np.ndarray, lengths: list[int], cholesky_ma
 
 
 def video_clips(num_train: int, num_test: int, frames: int, canvas: int, seed: int):
-    """Moving-digit clips flattened to (N, frames, canvas^2): (training clips, test clips)."""
+    """Moving-digit clips flattened to (N, frames, canvas^2): (training clips, test clips).
+
+    Returns:
+        (training clips (num_train, frames, canvas^2), test clips (num_test, frames, canvas^2)).
+    """
     from paperlib import datasets
 
     clips = datasets.moving_digits(num_train + num_test, frames, canvas, seed)
@@ -797,7 +967,14 @@ def video_clips(num_train: int, num_test: int, frames: int, canvas: int, seed: i
 
 def training_ratio(losses: np.ndarray, window: int) -> float:
     """Largest over runs (rows of ``losses``) of the mean of the last ``window`` losses over the
-    first ``window``'s (NaN for a run with a non-finite loss; < 1: every run's loss fell)."""
+    first ``window``'s (NaN for a run with a non-finite loss; < 1: every run's loss fell).
+
+    Args:
+        losses: (runs, steps); window: steps averaged at each end.
+
+    Returns:
+        The largest ratio, a float.
+    """
     first, last = losses[:, :window].mean(1), losses[:, -window:].mean(1)
     finite = np.all(np.isfinite(losses), axis=1)
     return float(np.max(np.where(finite, last / first, np.nan)))
@@ -832,7 +1009,15 @@ def plot_video(test_clips: np.ndarray, video: dict, canvas: int, window: int):
 
 def hurst_table(hurst: dict, H_true: np.ndarray, H_star: list, slopes: dict, num_seeds: int) -> str:
     """Markdown: learned, variogram and H* per true H (mean ± s.e. over seeds), the shrinkage
-    slopes and the mean absolute errors of both estimators."""
+    slopes and the mean absolute errors of both estimators.
+
+    Args:
+        hurst: ``hurst_experiment`` output; H_true: (P,); H_star: P values; slopes: name ->
+        (num_seeds,) slopes; num_seeds: seeds per true H.
+
+    Returns:
+        The Markdown text.
+    """
     err = {name: np.abs(hurst[name] - H_true[:, None]) for name in ("learned", "variogram")}
     table = markdown_table(
         ["true H", "learned H (ELBO)", "variogram H (same data)", "H* of the best Euler ELBO (seed 0)"],
@@ -846,7 +1031,14 @@ def hurst_table(hurst: dict, H_true: np.ndarray, H_star: list, slopes: dict, num
 
 def video_table(video: dict, baselines: dict, window: int) -> str:
     """Markdown rows per model (-ELBO over the last ``window`` steps, test MSE ± s.e., learned H
-    per seed) and per closed-form baseline of ``clip_baselines``."""
+    per seed) and per closed-form baseline of ``clip_baselines``.
+
+    Args:
+        video: ``video_experiment`` output; baselines: ``clip_baselines`` output; window: steps.
+
+    Returns:
+        The Markdown table.
+    """
     rows = [[name, f"{v['losses'][:, -window:].mean():.1f}",
              f"{v['mse'].mean():.4f} ± {v['mse_se'].mean():.4f}",
              ", ".join(f"{h:.3f}" for h in v["H"])] for name, v in video.items()]
