@@ -265,3 +265,14 @@ def test_video_clips_and_plots_smoke():
             ex.plot_video(test, video, 20, 2)]
     assert all(isinstance(f, plt.Figure) for f in figs)
     plt.close("all")
+
+
+def test_result_tables():
+    ts = np.array([0.5, 1.0])
+    cov = {(5, "I", 0.3): ex.exact_covariance(ts, 0.3, "I")}
+    assert "1.0000 / 1.0000" not in ex.covariance_table(ts, cov, {(5, "I", 0.3): 0.0})
+    r = dict(elbo=-1.0, se=0.1, best=-0.9, logp=-0.8, std_emp=np.ones(201), std_se=np.ones(201),
+             std_ma=np.ones(201), std_opt=np.ones(201), std_paper=np.ones(201))
+    assert ex.bridge_table({(0.3, 0.0): r}).count("\n") == 2
+    text = ex.speed_tables([(16, "x", 10.0, 0.1)], [(32, 0, 0.01)])
+    assert "| 32 | 0 (BM) | 10.0 |" in text and "| 16 | x | 10 | 0.100 |" in text

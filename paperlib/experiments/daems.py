@@ -1045,3 +1045,37 @@ def video_table(video: dict, baselines: dict, window: int) -> str:
     rows += [[f"{name} (closed form)", "–", f"{m:.4f} ± {s:.4f}", "–"]
              for name, (m, s) in baselines.items()]
     return markdown_table(["model", "−ELBO, last 10%", "test MSE / pixel", "learned H per seed"], rows)
+
+
+def covariance_table(ts: np.ndarray, cov_ma: dict, dev: dict) -> str:
+    """Markdown: per (K, kind, H) of ``covariance_deviations`` the maximum relative deviation and
+    Var B(1) of MA-fBM against the exact value (Sec. 3)."""
+    return markdown_table(
+        ["K", "type", "H", "max\\|C−E\\|/max\\|E\\|", "Var(1) MA / exact"],
+        [[K, k, H, f"{d:.4f}", f"{cov_ma[K, k, H][-1, -1]:.4f} / "
+          f"{exact_covariance(ts, H, k)[-1, -1]:.4f}"] for (K, k, H), d in dev.items()])
+
+
+def bridge_table(bridge: dict) -> str:
+    """Markdown: per Fig. 2 panel of ``bridge_panels`` the MC-ELBO ± s.e., the best Euler ELBO,
+    the exact log p and the stds at t = 1 (empirical, MA-fBM conditioned, best Euler control, the
+    paper's band)."""
+    return markdown_table(
+        ["H", "θ", "MC-ELBO ± s.e.", "best Euler ELBO", "exact log p", "std(1): empirical ± s.e. "
+         "/ MA-fBM conditioned / best Euler control / paper's band"],
+        [[H, th, f"{r['elbo']:.4f} ± {r['se']:.4f}", f"{r['best']:.4f}", f"{r['logp']:.4f}",
+          f"{r['std_emp'][100]:.3f} ± {r['std_se'][100]:.3f} / {r['std_ma'][100]:.3f} / "
+          f"{r['std_opt'][100]:.3f} / {r['std_paper'][100]:.3f}"] for (H, th), r in bridge.items()])
+
+
+def speed_tables(speed_rows: list, timing_rows: list) -> str:
+    """Markdown: the sampler table of ``sampler_speed_rows`` (paths / s, error) and the forward
+    times of ``bridge_forward_times`` (Fig. 9 analogue)."""
+    samplers = markdown_table(["n", "sampler", "paths / s", "increment-autocovariance error"],
+                              [[n, s, f"{r:,.0f}", f"{e:.3f}"] for n, s, r, e in speed_rows])
+    forward = markdown_table(
+        ["MLP width", "K", "ms per forward"],
+        [[wd, f"{K}{' (BM)' if K == 0 else ''}", f"{1e3 * s:.1f}"] for wd, K, s in timing_rows])
+    return (f"**Samplers, H = 0.7, 200 paths per call (fbm package: 20), backend "
+            f"{jax.default_backend()}**\n\n{samplers}\n\n**Forward pass (32 bridge paths, 200 "
+            f"Euler steps)**\n\n{forward}")
