@@ -69,6 +69,8 @@ Z_RULES = {
 
 @dataclass(frozen=True)
 class Claim:
+    """One recorded claim: what was measured, against what, by which rule, and the verdict."""
+
     id: str
     statement: str
     value: Any
@@ -83,13 +85,16 @@ class Claim:
 
     @property
     def expected(self) -> str:
+        """``"fail"`` for a declared reproduction gap, else ``"pass"``."""
         return "fail" if self.gap else "pass"
 
     @property
     def as_expected(self) -> bool:
+        """The verdict is the declared one (a pass, or a declared gap that failed)."""
         return self.passed != bool(self.gap)
 
     def to_dict(self) -> dict:
+        """The claims.json record: the fields, ``expected``, ``as_expected`` and the z statistics."""
         record = {k: v for k, v in asdict(self).items() if k != "stats"}
         record.update(expected=self.expected, as_expected=self.as_expected, **(self.stats or {}))
         return record
@@ -211,6 +216,10 @@ class Registry:
           source: where the target comes from; starts with one of :data:`SOURCE_KINDS`.
           kind: ``"paper"`` or ``"check"`` (see the module docstring).
           gap: for a declared reproduction gap, the reason (with the number measured when declared).
+
+        Returns:
+          The recorded :class:`Claim`. Raises ``ValueError`` for a malformed claim (unknown relation or
+          kind, missing tolerance, a source of no known kind, an id used twice).
         """
         _validate(claim_id, statement, target, relation, tolerance, source)
         _validate_kind(claim_id, kind, gap, value, target)
@@ -242,6 +251,18 @@ class Registry:
         estimator). ``z = (mean - target) / sqrt(se^2 + target_se^2)``; the claim passes by ``rule``
         (:data:`Z_RULES`) at threshold ``z_crit``, both fixed before the run. Arrays pass only if every
         element passes (raise ``z_crit`` for many elements, e.g. by Bonferroni).
+
+        Args:
+          claim_id, statement, source, kind, gap: as in :meth:`check`.
+          samples: (n, ...) one value per independent draw along axis 0, n >= 2.
+          target: the value (or array) the mean is compared with.
+          rule: a key of :data:`Z_RULES`.
+          mean, se, n: the mean, its standard error and the number of draws, instead of ``samples``.
+          target_se: standard error of a target that is itself estimated (0 for an exact target).
+          z_crit: the threshold c of the rule.
+
+        Returns:
+          The recorded :class:`Claim`, with se, n, z, z_crit and rule in its stats.
         """
         if rule not in Z_RULES:
             raise ValueError(f"claim {claim_id!r}: unknown rule {rule!r}; use one of {tuple(Z_RULES)}")
@@ -283,23 +304,33 @@ class Registry:
 
     @property
     def passed(self) -> int:
+        """How many recorded claims passed."""
         return sum(c.passed for c in self.claims)
 
     @property
     def as_declared(self) -> bool:
-        """Every verdict is what was declared (passed, or a declared gap that failed)."""
+        """True when every verdict is what was declared (passed, or a declared gap that failed)."""
         return all(c.as_expected for c in self.claims)
 
     def to_dict(self) -> dict:
+        """The claims.json content: paper, profile and the claim records."""
         return {"paper": self.paper, "profile": self.profile,
                 "claims": [c.to_dict() for c in self.claims]}
 
     def save(self, path: str | Path) -> Path:
-        """Write claims.json atomically."""
+        """Write claims.json atomically.
+
+        Args:
+          path: the file to write.
+
+        Returns:
+          ``path`` as a Path.
+        """
         return atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
     def table(self) -> str:
-        """Markdown tables of the paper claims and of the checks, for the notebook's last cell."""
+        """Markdown tables of the paper claims and of the checks, the summary line and the declared
+        gaps, for the notebook's last cell; returns the Markdown text."""
         out = []
         for kind, heading in (("paper", "Paper claims"), ("check", "Checks")):
             chosen = [c for c in self.claims if c.kind == kind]
@@ -335,7 +366,15 @@ def _row(c: Claim) -> str:
 
 def count(claims: list[dict]) -> dict:
     """Counts for result tables, from claims.json records: paper claims passed / total, checks
-    passed / total, declared gaps, and verdicts that differ from what was declared."""
+    passed / total, declared gaps, and verdicts that differ from what was declared.
+
+    Args:
+      claims: the records of a claims.json (``load(path)["claims"]``).
+
+    Returns:
+      ``{"paper_passed", "paper_total", "checks_passed", "checks_total", "gaps": int,
+      "unexpected": [ids]}``.
+    """
     paper = [c for c in claims if c.get("kind") == "paper"]
     checks = [c for c in claims if c.get("kind") == "check"]
     return {"paper_passed": sum(bool(c["passed"]) for c in paper), "paper_total": len(paper),
@@ -350,6 +389,14 @@ def _as_expected(c: dict) -> bool:
 
 
 def summary_line(claims: list[dict]) -> str:
+    """One bold Markdown line with the :func:`count` totals, naming any verdict not as declared.
+
+    Args:
+      claims: the records of a claims.json.
+
+    Returns:
+      The Markdown line.
+    """
     n = count(claims)
     text = (f"**{n['paper_passed']}/{n['paper_total']} paper claims passed, "
             f"{n['gaps']} declared gap{'s' * (n['gaps'] != 1)}; "
@@ -372,5 +419,12 @@ def _short(x: Any, digits: int = 4, max_items: int = 8) -> str:
 
 
 def load(path: str | Path) -> dict:
-    """Read a claims.json written by :meth:`Registry.save`."""
+    """Read a claims.json written by :meth:`Registry.save`.
+
+    Args:
+      path: the claims.json file.
+
+    Returns:
+      ``{"paper", "profile", "claims": [records]}``.
+    """
     return json.loads(Path(path).read_text())

@@ -40,7 +40,7 @@ def digits_pair(a: int, b: int, scale: float = 16.0) -> tuple[np.ndarray, np.nda
 
 
 def digits_imbalanced_pair(
-    a: int, b: int, keep_fraction: float, key_or_seed, scale: float = 16.0
+    a: int, b: int, keep_fraction: float, key_or_seed: int | jax.Array, scale: float = 16.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``digits_pair(a, b)`` keeping a random ``keep_fraction`` of class b (at least one sample).
 

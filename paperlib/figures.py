@@ -47,7 +47,12 @@ def use_style() -> None:
 
 def proxy_note(fig: plt.Figure, text: str) -> None:
     """Stamp a visible 'proxy' label under everything else in a figure whose data stand in for the
-    paper's. Call it once the axes are complete (it measures where their labels end)."""
+    paper's. Call it once the axes are complete (it measures where their labels end).
+
+    Args:
+      fig: the finished figure.
+      text: what stands in for what, e.g. ``"8x8 digits stand in for MNIST"``.
+    """
     fig.canvas.draw()
     bottom = fig.get_tightbbox().y0 / fig.get_figheight()  # inches -> figure fraction
     fig.text(0.5, bottom - 0.01, f"Proxy: {text}", ha="center", va="top", fontsize=7.5,
@@ -55,7 +60,17 @@ def proxy_note(fig: plt.Figure, text: str) -> None:
 
 
 def save(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | None = None) -> list[Path]:
-    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` atomically; return both paths."""
+    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` atomically, provenance in their metadata.
+
+    Args:
+      fig: the figure.
+      name: a plain file stem (letters, digits, ``_ . -``).
+      out_dir: the existing output folder.
+      provenance: ``{key: value}`` stamped into both files (paper, profile, git commit, ...).
+
+    Returns:
+      The paths written, PNG first.
+    """
     if not _NAME.match(name):
         raise ValueError(f"figure name {name!r} must be a plain file stem (letters, digits, _ . -)")
     provenance = {k: str(v) for k, v in (provenance or {}).items()}
@@ -76,7 +91,15 @@ def save(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | Non
 def publish(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | None = None, *,
             proxy: str | None = None) -> list[Path]:
     """The tail of every notebook figure: stamp the ``proxy`` label (if the data stand in for the
-    paper's), save PNG + PDF atomically with provenance, and show the figure. Returns the saved paths."""
+    paper's), save PNG + PDF atomically with provenance, and show the figure.
+
+    Args:
+      fig, name, out_dir, provenance: as in :func:`save`.
+      proxy: what stands in for the paper's data or model, if anything (see :func:`proxy_note`).
+
+    Returns:
+      The paths written, PNG first.
+    """
     if proxy:
         proxy_note(fig, proxy)
     paths = save(fig, name, out_dir, provenance)

@@ -49,6 +49,8 @@ class DataMissing(FileNotFoundError):
 
 
 class ImageSet(NamedTuple):
+    """One data set as distributed: train and test images with their labels."""
+
     name: str
     X_train: np.ndarray  # (n, 28, 28) uint8 for (Fashion)MNIST, (n, 32, 32, 3) uint8 for CIFAR
     y_train: np.ndarray  # (n,) int64 class labels (CIFAR-100: the 100 fine labels)
@@ -57,7 +59,14 @@ class ImageSet(NamedTuple):
 
 
 def data_folder(explicit: str | Path | None = None) -> Path | None:
-    """The data folder: ``explicit`` if given, else ``$PAPERLIB_DATA``, else None."""
+    """The data folder: ``explicit`` if given, else ``$PAPERLIB_DATA``, else None.
+
+    Args:
+      explicit: a folder that overrides the environment variable.
+
+    Returns:
+      The folder as a Path (not checked to exist), or None.
+    """
     chosen = explicit if explicit not in (None, "") else os.environ.get(ENV)
     return Path(chosen).expanduser() if chosen else None
 
@@ -78,7 +87,15 @@ def _md5(path: Path) -> str:
 
 
 def available(name: str, data_dir: str | Path | None = None) -> bool:
-    """Whether every file of ``name`` is present in the data folder (checksums are checked on load)."""
+    """Whether every file of ``name`` is present in the data folder (checksums are checked on load).
+
+    Args:
+      name: one of :data:`NAMES`.
+      data_dir: the data folder; ``$PAPERLIB_DATA`` by default.
+
+    Returns:
+      True when all of its files are there.
+    """
     folder = data_folder(data_dir)
     return folder is not None and all(p.is_file() for p in _files(name, folder))
 
@@ -86,7 +103,16 @@ def available(name: str, data_dir: str | Path | None = None) -> bool:
 def verified_files(name: str, data_dir: str | Path | None = None,
                    checksums: dict[str, str] | None = None) -> list[Path]:
     """The files of ``name``, each checked against its MD5 (``checksums`` maps file name to MD5 and
-    replaces the published values, for tests). Raises :class:`DataMissing` with what is wrong."""
+    replaces the published values, for tests). Raises :class:`DataMissing` with what is wrong.
+
+    Args:
+      name: one of :data:`NAMES`.
+      data_dir: the data folder; ``$PAPERLIB_DATA`` by default.
+      checksums: ``{file name: MD5}`` replacing the published checksums (tests only).
+
+    Returns:
+      The verified file paths.
+    """
     folder = data_folder(data_dir)
     if folder is None:
         raise DataMissing(f"no data folder: set {ENV} to a folder holding the {name} files "
@@ -105,7 +131,14 @@ def verified_files(name: str, data_dir: str | Path | None = None,
 
 def read_idx(path: str | Path) -> np.ndarray:
     """An array in the IDX format of (Fashion)MNIST (gzip-compressed or not): two zero bytes, a type
-    byte, the number of dimensions, each dimension as a big-endian uint32, then the data."""
+    byte, the number of dimensions, each dimension as a big-endian uint32, then the data.
+
+    Args:
+      path: the IDX file, ``.gz`` or not.
+
+    Returns:
+      The array with the header's shape and dtype (native byte order).
+    """
     raw = Path(path).read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)

@@ -38,14 +38,29 @@ def hvp(loss: Callable, theta: jax.Array, v: jax.Array) -> jax.Array:
 
 
 def hvp_operator(loss: Callable, theta: jax.Array) -> Callable[[jax.Array], jax.Array]:
-    """The jitted matvec ``v -> H(theta) v`` at a fixed (p,) point ``theta`` (input of the eigen-solvers
-    and trace estimators below)."""
+    """The jitted Hessian matvec at a fixed point (input of the eigen-solvers and trace estimators below).
+
+    Args:
+      loss: ``theta -> scalar``.
+      theta: (p,) point at which the Hessian is taken.
+
+    Returns:
+      A callable ``v -> H(theta) v`` mapping (p,) to (p,).
+    """
     grad = jax.grad(loss)
     return jax.jit(lambda v: jax.jvp(grad, (theta,), (v,))[1])
 
 
 def hessian(loss: Callable, theta: jax.Array) -> jax.Array:
-    """Dense (p, p) Hessian of ``loss`` at the (p,) point ``theta`` (small models only)."""
+    """Dense Hessian by ``jax.hessian`` (small models only: p^2 memory).
+
+    Args:
+      loss: ``theta -> scalar``.
+      theta: (p,) point.
+
+    Returns:
+      (p, p) Hessian of ``loss`` at ``theta``.
+    """
     return jax.hessian(loss)(theta)
 
 
@@ -101,8 +116,14 @@ class Sharpness(NamedTuple):
 
 
 def sharpness(A: ArrayLike) -> Sharpness:
-    """Exact Tr A, ||A||_F and lambda_max(A) of a symmetric PSD (d, d) matrix (e.g. :func:`gram`),
-    from its eigenvalues."""
+    """Exact sharpness measures of a symmetric PSD matrix from its eigenvalues.
+
+    Args:
+      A: (d, d) symmetric PSD matrix (e.g. :func:`gram`).
+
+    Returns:
+      ``Sharpness``: Tr A, ||A||_F and lambda_max(A), scalars.
+    """
     eig = jnp.linalg.eigvalsh(A)
     return Sharpness(jnp.sum(eig), jnp.sqrt(jnp.sum(eig**2)), eig[-1])
 
@@ -111,6 +132,8 @@ def sharpness(A: ArrayLike) -> Sharpness:
 
 
 class PowerResult(NamedTuple):
+    """Outcome of :func:`power_iteration`."""
+
     eigenvalue: jax.Array  # Rayleigh quotient at the last iterate
     vector: jax.Array  # unit vector
     residual: jax.Array  # ||A v - lambda v||
@@ -152,6 +175,8 @@ def power_iteration(matvec: Callable, v0: jax.Array, max_iters: int = 1000,
 
 
 class LanczosResult(NamedTuple):
+    """The tridiagonal T = Q A Q^T of :func:`lanczos` and its basis Q."""
+
     alphas: jax.Array  # (m,) diagonal of the tridiagonal T
     betas: jax.Array  # (m - 1,) off-diagonal of T
     basis: jax.Array  # (m, p) orthonormal Lanczos vectors
@@ -192,11 +217,21 @@ def lanczos(matvec: Callable, v0: jax.Array, num_steps: int) -> LanczosResult:
 
 
 def tridiagonal(alphas: jax.Array, betas: jax.Array) -> jax.Array:
-    """The symmetric tridiagonal matrix with diagonal ``alphas`` and off-diagonal ``betas``."""
+    """The symmetric tridiagonal matrix T of a Lanczos run.
+
+    Args:
+      alphas: (m,) diagonal.
+      betas: (m - 1,) off-diagonal.
+
+    Returns:
+      (m, m) T.
+    """
     return jnp.diag(alphas) + jnp.diag(betas, 1) + jnp.diag(betas, -1)
 
 
 class Ritz(NamedTuple):
+    """Ritz values and Gauss-quadrature weights of a Lanczos run (:func:`ritz`)."""
+
     nodes: jax.Array  # Ritz values, ascending
     weights: jax.Array  # squared first components of T's eigenvectors (Gauss quadrature weights)
 
@@ -214,21 +249,46 @@ def ritz(result: LanczosResult, rtol: float = 1e-10) -> Ritz:
     """Ritz values and Gauss-quadrature weights of a Lanczos run (the building block of stochastic
     Lanczos quadrature: sum_k w_k g(nodes_k) approximates v0^T g(A) v0 / ||v0||^2). Safe when the run
     hit an invariant subspace (e.g. a rank-deficient batch Hessian with num_steps > rank): the Ritz
-    values after the breakdown are discarded (zero weight, value alpha_0)."""
+    values after the breakdown are discarded (zero weight, value alpha_0).
+
+    Args:
+      result: a :func:`lanczos` run with m steps.
+      rtol: breakdown threshold, beta_j <= rtol * max|alpha|.
+
+    Returns:
+      ``Ritz``: (m,) nodes ascending and (m,) weights summing to 1.
+    """
     eig, vec = jnp.linalg.eigh(_truncated_tridiagonal(result, rtol))
     return Ritz(eig, vec[0] ** 2)
 
 
 def top_ritz_pair(result: LanczosResult, rtol: float = 1e-10) -> tuple[jax.Array, jax.Array]:
-    """Largest Ritz value () and its unit (p,) Ritz vector Q^T y (an approximate top eigenpair),
-    breakdown-safe."""
+    """The approximate top eigenpair of a Lanczos run, breakdown-safe.
+
+    Args:
+      result: a :func:`lanczos` run with basis Q of shape (m, p).
+      rtol: breakdown threshold as in :func:`ritz`.
+
+    Returns:
+      (largest Ritz value (), unit (p,) Ritz vector Q^T y).
+    """
     eig, vec = jnp.linalg.eigh(_truncated_tridiagonal(result, rtol))
     u = result.basis.T @ vec[:, -1]
     return eig[-1], u / jnp.linalg.norm(u)
 
 
 def lanczos_top_eigenvalues(matvec: Callable, v0: jax.Array, num_steps: int, k: int = 1) -> jax.Array:
-    """The (k,) largest Ritz values after ``num_steps`` Lanczos steps from the (p,) ``v0``, descending."""
+    """Top Ritz values of a Lanczos run (the ``eigsh`` analogue on a matvec).
+
+    Args:
+      matvec: ``v -> A v`` for a symmetric (p, p) A.
+      v0: (p,) start vector.
+      num_steps: Lanczos steps m, 1 <= m <= p.
+      k: how many values, k <= m.
+
+    Returns:
+      (k,) largest Ritz values, descending.
+    """
     return ritz(lanczos(matvec, v0, num_steps)).nodes[::-1][:k]
 
 
@@ -236,6 +296,8 @@ def lanczos_top_eigenvalues(matvec: Callable, v0: jax.Array, num_steps: int, k: 
 
 
 class TraceEstimate(NamedTuple):
+    """A Hutchinson trace estimate with its standard error (:func:`hutchinson_trace`)."""
+
     mean: jax.Array
     stderr: jax.Array  # sample standard deviation / sqrt(num_probes)
     samples: jax.Array  # (num_probes,) the per-probe values z^T A z
@@ -273,7 +335,17 @@ def hutchinson_trace(matvec: Callable, dim: int, key: jax.Array, num_probes: int
 def gauss_newton_vp(f: Callable, output_loss: Callable, theta: jax.Array, v: jax.Array) -> jax.Array:
     """Generalised Gauss-Newton product G v = J^T (d^2 l / d out^2) J v for a loss l(f(theta)), with J
     the Jacobian of ``f: theta -> outputs`` and ``output_loss: outputs -> scalar`` (Schraudolph 2002).
-    Matrix-free: one jvp, one output-space HVP, one vjp."""
+    Matrix-free: one jvp, one output-space HVP, one vjp.
+
+    Args:
+      f: ``theta -> outputs`` (any output shape, e.g. (n, k) logits of a batch).
+      output_loss: ``outputs -> scalar``.
+      theta: (p,) parameters.
+      v: (p,) direction.
+
+    Returns:
+      (p,) G(theta) v.
+    """
     out, jv = jax.jvp(f, (theta,), (v,))
     curv_jv = hvp(output_loss, out, jv)
     return jax.vjp(f, theta)[1](curv_jv)[0]
@@ -285,7 +357,18 @@ def stochastic_lanczos_quadrature(matvec: Callable, dim: int, key: jax.Array, nu
     vectors, each run for ``num_steps`` Lanczos steps with full re-orthogonalisation. Returns Ritz nodes
     and weights of shape (num_probes, num_steps); each row's weights sum to 1 and
     mean_probes sum_k w_k g(node_k) estimates tr g(A) / dim (exactly for polynomial g of degree
-    <= 2 num_steps - 1, up to the Hutchinson error)."""
+    <= 2 num_steps - 1, up to the Hutchinson error).
+
+    Args:
+      matvec: ``v -> A v`` for a symmetric (dim, dim) A.
+      dim: the dimension.
+      key: PRNG key of the probes.
+      num_probes: number of probe vectors, >= 1.
+      num_steps: Lanczos steps per probe, 1 <= num_steps <= dim.
+
+    Returns:
+      ``Ritz`` with nodes and weights of shape (num_probes, num_steps).
+    """
     if num_probes < 1:
         raise ValueError(f"num_probes must be >= 1, got {num_probes}")
     probes = jax.random.rademacher(key, (num_probes, dim)).astype(jnp.result_type(float))
@@ -294,7 +377,16 @@ def stochastic_lanczos_quadrature(matvec: Callable, dim: int, key: jax.Array, nu
 
 def spectral_density(nodes: ArrayLike, weights: ArrayLike, grid: jax.Array, width: float) -> jax.Array:
     """Gaussian-smoothed SLQ density on ``grid``: mean over probes of sum_k w_k N(x; node_k, width^2).
-    ``nodes``/``weights`` are (num_probes, m) or (m,); the density integrates to 1."""
+    The density integrates to 1.
+
+    Args:
+      nodes, weights: (num_probes, m) or (m,) Ritz nodes and weights (:func:`stochastic_lanczos_quadrature`).
+      grid: (g,) points at which the density is evaluated.
+      width: Gaussian kernel standard deviation, > 0.
+
+    Returns:
+      (g,) density values.
+    """
     if width <= 0:
         raise ValueError(f"width must be positive, got {width}")
     nodes, weights = jnp.atleast_2d(nodes), jnp.atleast_2d(weights)

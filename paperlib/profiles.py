@@ -15,6 +15,14 @@ BUDGET_SECONDS = {"smoke": 180, "default": 300, "full": 1800}
 
 
 def check_profile(profile: object) -> str:
+    """Reject an unknown profile name before any compute.
+
+    Args:
+      profile: the requested profile.
+
+    Returns:
+      ``profile`` itself, if it is one of :data:`PROFILES`; otherwise ``ValueError``.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: choose one of {', '.join(PROFILES)}")
     return profile
@@ -35,7 +43,17 @@ def _same_kind(value: object, reference: object) -> bool:
 
 
 def resolve(profile: str, table: dict[str, dict], **overrides) -> SimpleNamespace:
-    """Settings of ``profile`` from ``table`` with every non-``None`` override applied."""
+    """Settings of ``profile`` from ``table`` with every non-``None`` override applied.
+
+    Args:
+      profile: one of :data:`PROFILES`.
+      table: ``{profile: {knob: value}}`` with exactly the three profiles.
+      **overrides: knob values from the parameters cell; ``None`` keeps the profile's value.
+
+    Returns:
+      A namespace with one attribute per knob. Raises ``ValueError`` for an unknown profile or knob and
+      ``TypeError`` for a value of the wrong kind.
+    """
     check_profile(profile)
     if set(table) != set(PROFILES):
         raise ValueError(f"profile table must define exactly {PROFILES}, got {sorted(table)}")

@@ -9,14 +9,25 @@ from paperlib import claims, figures, provenance
 
 
 class Session(NamedTuple):
+    """What :func:`start` hands a notebook: ``out, reg, prov = session.start(...)``."""
+
     out: Path  # the output folder (created)
     reg: claims.Registry  # the notebook's claims; ``reg.save(out / "claims.json")`` at the end
     prov: dict  # provenance stamped into every saved figure (paper, profile, git commit)
 
 
-def start(paper: str, profile: str, out_dir) -> Session:
+def start(paper: str, profile: str, out_dir: str | Path) -> Session:
     """Create ``out_dir``, a claim registry for ``paper`` at ``profile``, the figure provenance, and switch
-    matplotlib to the house style."""
+    matplotlib to the house style.
+
+    Args:
+      paper: the notebook's id (its file stem), e.g. ``"jacot2018_ntk"``.
+      profile: the resolved profile.
+      out_dir: the output folder (created if missing).
+
+    Returns:
+      ``Session(out, reg, prov)``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures.use_style()
@@ -25,7 +36,12 @@ def start(paper: str, profile: str, out_dir) -> Session:
 
 
 def finish(reg: claims.Registry, out: Path) -> None:
-    """The last cell of every notebook: save ``out/claims.json`` and show the claim table."""
+    """The last cell of every notebook: save ``out/claims.json`` and show the claim table.
+
+    Args:
+      reg: the notebook's claim registry.
+      out: the output folder of :func:`start`.
+    """
     from IPython.display import Markdown, display
 
     reg.save(Path(out) / "claims.json")
