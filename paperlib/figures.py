@@ -3,13 +3,15 @@
 ``publish(fig, name, out_dir, provenance, proxy=...)`` is a notebook figure's tail: proxy label, save,
 show. ``save(fig, name, out_dir, provenance)`` writes ``name.png`` and ``name.pdf``; each is written to a
 temporary file and renamed into place, and carries the provenance (paper, profile, commit, ...) in
-its metadata (PNG text chunks, PDF Subject/Keywords).
+its metadata (PNG text chunks, PDF Subject/Keywords). ``$PAPERLIB_FIGURE_FORMATS`` (comma-separated,
+default ``png,pdf``) narrows the formats: the test suite's smoke runs write PNG only.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -38,6 +40,16 @@ STYLE = {
 }
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+FORMATS_ENV = "PAPERLIB_FIGURE_FORMATS"
+FORMATS = ("png", "pdf")
+
+
+def formats() -> tuple[str, ...]:
+    """The formats :func:`save` writes: ``$PAPERLIB_FIGURE_FORMATS`` (e.g. ``png``), else PNG and PDF."""
+    chosen = tuple(f.strip() for f in os.environ.get(FORMATS_ENV, ",".join(FORMATS)).split(",") if f.strip())
+    if not chosen or set(chosen) - set(FORMATS):
+        raise ValueError(f"{FORMATS_ENV}={os.environ[FORMATS_ENV]!r}: choose from {', '.join(FORMATS)}")
+    return chosen
 
 
 def use_style() -> None:
@@ -60,7 +72,8 @@ def proxy_note(fig: plt.Figure, text: str) -> None:
 
 
 def save(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | None = None) -> list[Path]:
-    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` atomically, provenance in their metadata.
+    """Write ``out_dir/name.png`` and ``out_dir/name.pdf`` (the :func:`formats`) atomically, provenance
+    in their metadata.
 
     Args:
       fig: the figure.
@@ -71,6 +84,7 @@ def save(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | Non
     Returns:
       The paths written, PNG first.
     """
+    chosen = formats()
     if not _NAME.match(name):
         raise ValueError(f"figure name {name!r} must be a plain file stem (letters, digits, _ . -)")
     provenance = {k: str(v) for k, v in (provenance or {}).items()}
@@ -81,7 +95,7 @@ def save(fig: plt.Figure, name: str, out_dir: str | Path, provenance: dict | Non
                 "Keywords": ", ".join(f"{k}={v}" for k, v in sorted(provenance.items()))},
     }
     paths = []
-    for fmt in ("png", "pdf"):
+    for fmt in chosen:
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, metadata=metadata[fmt])
         paths.append(atomic_write_bytes(Path(out_dir) / f"{name}.{fmt}", buf.getvalue()))

@@ -21,6 +21,10 @@ if _CALLER_XLA_FLAGS is None:
 else:
     os.environ["XLA_FLAGS"] = _CALLER_XLA_FLAGS
 
+# The notebooks the tests run at smoke write PNG only (figures.save's PDF twin costs as much again; the
+# default and full runs write both, and tests/test_core.py checks the PDF writer itself).
+os.environ["PAPERLIB_FIGURE_FORMATS"] = "png"
+
 LONG = ("test_notebook_smoke", "test_the_scaffold_runs", "test_reproduce.py")
 
 

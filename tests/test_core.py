@@ -147,7 +147,8 @@ def test_profiles_resolve_from_a_namespace():
         profiles.resolve_from("huge", table, {})
 
 
-def test_figure_save_is_atomic_and_carries_provenance(tmp_path):
+def test_figure_save_is_atomic_and_carries_provenance(tmp_path, monkeypatch):
+    monkeypatch.delenv(figures.FORMATS_ENV, raising=False)  # the suite's notebooks write PNG only
     figures.use_style()
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
@@ -158,6 +159,12 @@ def test_figure_save_is_atomic_and_carries_provenance(tmp_path):
     assert pdf.read_bytes().startswith(b"%PDF") and b"git_commit=abc123" in pdf.read_bytes()
     with pytest.raises(ValueError, match="plain file stem"):
         figures.save(fig, "../escape", tmp_path)
+    monkeypatch.setenv(figures.FORMATS_ENV, "png")
+    assert [p.name for p in figures.save(fig, "fig3", tmp_path)] == ["fig3.png"]
+    assert not (tmp_path / "fig3.pdf").exists()
+    monkeypatch.setenv(figures.FORMATS_ENV, "png,svg")
+    with pytest.raises(ValueError, match="choose from png, pdf"):
+        figures.save(fig, "fig4", tmp_path)
     plt.close(fig)
 
 
@@ -189,6 +196,7 @@ def test_session_start_sets_up_a_notebook(tmp_path):
 
 
 def test_publish_labels_saves_and_shows(tmp_path, monkeypatch):
+    monkeypatch.delenv(figures.FORMATS_ENV, raising=False)
     shown = []
     monkeypatch.setattr(plt, "show", lambda: shown.append(True))
     fig, ax = plt.subplots()
