@@ -70,6 +70,8 @@ def _is_a(value: object, types: tuple[type, ...]) -> bool:
 
 @dataclass(frozen=True)
 class Knob:
+    """One setting of a parameters cell, as :func:`parse_parameters` reads it."""
+
     name: str
     default: object
     types: tuple[type, ...] | None  # None: anything goes
@@ -79,6 +81,7 @@ class Knob:
     choices: tuple | None = None
 
     def accepts(self, value: object) -> bool:
+        """Whether ``value`` has one of the knob's declared types (ranges are :meth:`problem`'s)."""
         return self.types is None or _is_a(value, self.types)
 
     @property
@@ -120,6 +123,8 @@ class Knob:
 
 @dataclass(frozen=True)
 class Notebook:
+    """A paper notebook as the runner sees it, read without running it (:func:`load`)."""
+
     name: str
     path: Path
     title: str
@@ -299,6 +304,14 @@ def scale_table(nb: Notebook) -> list[dict]:
 
 
 def load(path: Path) -> Notebook:
+    """Read a notebook's metadata (title, citation, items, scale) and its parameters cell.
+
+    Args:
+      path: the ``.ipynb`` file.
+
+    Returns:
+      The :class:`Notebook`; ``ValueError`` when the metadata or the parameters cell is malformed.
+    """
     nb = json.loads(Path(path).read_text())
     meta = nb.get("metadata", {}).get("paperlib", {})
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]

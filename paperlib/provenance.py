@@ -30,6 +30,7 @@ def git_commit(root: Path = REPO_ROOT) -> str:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of Python and of the packages a result depends on, for run.json."""
     versions = {"python": platform.python_version()}
     for name in PACKAGES:
         try:

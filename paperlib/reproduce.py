@@ -58,6 +58,8 @@ class RunStopped(Exception):
 
 @dataclass
 class Result:
+    """The outcome of one notebook's run, as the runner reports it."""
+
     name: str
     status: str  # "ok", "not as declared", "error", "interrupted"
     passed: int = 0  # paper claims passed
@@ -67,6 +69,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
+        """The notebook ran and every verdict was as declared."""
         return self.status == "ok"
 
 
@@ -321,6 +324,7 @@ def _claims_cell(r: dict) -> str:
 
 
 def results_table(rows: list[dict], link_prefix: str) -> str:
+    """The README's "Results" table: per notebook, claim counts, profile, device, wall time, figures."""
     lines = ["| paper | paper claims passed | declared gaps | checks passed | paper items | profile "
              "| device | wall time | figures |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -506,6 +510,7 @@ def _list(notebooks_dir: Path, names: list[str] | None = None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``paperlib`` command line (reproduce, list, new); returns the exit code."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
