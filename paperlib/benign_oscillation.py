@@ -50,6 +50,7 @@ def features(d: int, strong_norm: float, weak_norm: float, noise_std: float) -> 
     return Features(strong_norm * eye[0], weak_norm * eye[1], noise_std)
 
 
+@partial(jax.jit, static_argnames=("n", "n_strong"))
 def sample(key: jax.Array, feats: Features, n: int, n_strong: int) -> Data:
     """Draw n samples of the feature-noise model, exactly ``n_strong`` of them with the strong feature.
 
@@ -72,6 +73,7 @@ def sample(key: jax.Array, feats: Features, n: int, n_strong: int) -> Data:
     return Data(x, y, strong)
 
 
+@partial(jax.jit, static_argnames=("m", "d", "dtype"))
 def init(key: jax.Array, m: int, d: int, sigma0: float, dtype=jnp.float64) -> jax.Array:
     """Initial weights, i.i.d. N(0, sigma0^2): shape (2, m, d)."""
     return sigma0 * jax.random.normal(key, (2, m, d), dtype)

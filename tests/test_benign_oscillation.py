@@ -82,8 +82,8 @@ def test_accuracy_and_coefficients_match_direct_computations():
 
 def test_vmapped_runs_equal_separate_runs():
     keys = jax.random.split(jax.random.key(4), (3, 3))
-    data = jax.vmap(lambda k: bo.sample(k, FEATS, 6, 4))(keys[:, 0])
-    W0 = jax.vmap(lambda k: bo.init(k, 3, 5, 0.3))(keys[:, 1])
+    data = jax.jit(jax.vmap(lambda k: bo.sample(k, FEATS, 6, 4)))(keys[:, 0])
+    W0 = jax.jit(jax.vmap(lambda k: bo.init(k, 3, 5, 0.3)))(keys[:, 1])
     eta = jnp.array([0.5, 0.2, 0.05])
     W, trace = bo.run_many(W0, data, FEATS, eta, keys[:, 2], steps=40, record_every=10)
     for i in range(3):

@@ -15,6 +15,7 @@ Rates. ICLR 2024.
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -61,19 +62,31 @@ class Study(NamedTuple):
     eta: np.ndarray  # (2,) step sizes
 
 
+@partial(jax.jit, static_argnames=("n", "n_strong", "n_test", "m"))
+def _draw(keys: jax.Array, feats: bo.Features, sigma0: float, n: int, n_strong: int, n_test: int,
+          m: int) -> tuple[bo.Data, jax.Array, bo.Data]:
+    """Per seed (row of ``keys``, shape (S, 4)): training data, start (S, 2, m, d), weak-only test."""
+    d = feats.strong.shape[0]
+    data = jax.vmap(lambda k: bo.sample(k, feats, n, n_strong))(keys[:, 0])
+    W0 = jax.vmap(lambda k: bo.init(k, m, d, sigma0))(keys[:, 1])
+    return data, W0, jax.vmap(lambda k: bo.sample(k, feats, n_test, 0))(keys[:, 3])
+
+
+_accuracies = jax.jit(jax.vmap(bo.accuracy))
+
+
 def run_study(cfg: SimpleNamespace, key: jax.Array) -> Study:
     """Train ``cfg.seeds`` paired runs at both learning rates (float64, one compiled ``vmap``)."""
     feats = model_features(cfg)
     keys = jax.random.split(key, (cfg.seeds, 4))
-    data = jax.vmap(lambda k: bo.sample(k, feats, cfg.n, cfg.n_strong))(keys[:, 0])
-    W0 = jax.vmap(lambda k: bo.init(k, cfg.m, cfg.d, cfg.sigma0))(keys[:, 1])
-    test = jax.vmap(lambda k: bo.sample(k, feats, cfg.n_test, 0))(keys[:, 3])
+    data, W0, test = _draw(keys, feats, cfg.sigma0, n=cfg.n, n_strong=cfg.n_strong,
+                           n_test=cfg.n_test, m=cfg.m)
     eta = step_sizes(cfg)
     both = lambda a: jnp.concatenate([a, a])  # noqa: E731  (runs: large x seeds, small x seeds)
     W, trace = bo.run_many(both(W0), jax.tree.map(both, data), feats,
                            jnp.repeat(jnp.asarray(eta), cfg.seeds), both(keys[:, 2]),
                            steps=cfg.steps, record_every=cfg.record_every)
-    acc = jax.vmap(bo.accuracy)(W, jax.tree.map(both, test))
+    acc = _accuracies(W, jax.tree.map(both, test))
     split = lambda a: np.asarray(a).reshape((2, cfg.seeds) + a.shape[1:])  # noqa: E731
     trace = bo.Trace(*[split(f) for f in trace])
     strong = np.take_along_axis(np.asarray(data.strong)[None], trace.drawn, axis=-1)
@@ -149,14 +162,14 @@ def stability_threshold(cfg: SimpleNamespace) -> float:
 
     The sample is x = (u, 0, 0), y = 1; every sign +1 neuron sits at w = u / ||u||^2 (so
     <w, u> = 1 and f = 1), every sign -1 neuron at -u / ||u||^2 (inactive). GD on this sample is
-    linearly stable iff eta < 2 / lambda_max; the closed form is m / (4 ||u||^2).
+    linearly stable iff eta < 2 / lambda_max; the closed form is m / (4 ||u||^2). Only the u
+    direction is active, so the edge does not depend on d: the Hessian is computed at d = 3.
     """
-    feats = model_features(cfg)
-    u = feats.strong
+    u = bo.features(3, cfg.strong_norm, cfg.weak_norm, 0.0).strong
     x = jnp.stack([u, jnp.zeros_like(u), jnp.zeros_like(u)])
     W = jnp.stack([jnp.tile(u / cfg.strong_norm ** 2, (cfg.m, 1)),
                    jnp.tile(-u / cfg.strong_norm ** 2, (cfg.m, 1))])
-    H = jax.hessian(bo.sample_loss)(W, x, jnp.float64(1.0)).reshape(W.size, W.size)
+    H = jax.jit(jax.hessian(bo.sample_loss))(W, x, jnp.float64(1.0)).reshape(W.size, W.size)
     return float(2.0 / np.linalg.eigvalsh(np.asarray(H))[-1])
 
 
