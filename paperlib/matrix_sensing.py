@@ -452,7 +452,8 @@ def asymmetric_gd_batch(op: Sensing | None, y: ArrayLike, truth: Truth, F0s: Arr
     """:func:`asymmetric_gd` vmapped over stacks of (F0, G0).
 
     Args:
-        F0s: (B, n1, k). G0s: (B, n2, k). The rest as :func:`asymmetric_gd`.
+        F0s: (B, n1, k). G0s: (B, n2, k). op, y, truth, eta, steps, switch_below, c: as
+            :func:`asymmetric_gd`.
 
     Returns:
         :class:`AsymTrace` with a leading batch axis B.

@@ -144,6 +144,8 @@ def nc3(C: ArrayLike, means: ArrayLike, target: ArrayLike) -> jax.Array:
 
 
 class Params(NamedTuple):
+    """Parameters of the deep linear unconstrained-features model (a batch: stacked arrays)."""
+
     H: jax.Array  # (N, d) free features
     hidden: jax.Array  # (max_depth - 1, d, d) W_1 ... W_{M-1}, led by frozen identities
     last: jax.Array  # (K, d) W_M

@@ -177,6 +177,7 @@ def test_trace_survey_bounds_and_the_equal_norm_collinear_case_attains_them():
     eta = wx.eta_star_by_batch(g6)
     assert all(np.all(np.diff(v) >= -1e-12) for v in eta.values())
     assert "far from tight" in wx.trace_table(survey)
+    assert survey.worst(2, False, 1) == survey.ratio[(2, False)][:, 1].max()
     assert len(wx.trace_figure(survey, g6, eta).axes) == 3
 
 
@@ -186,12 +187,49 @@ def test_toy_experiment_reproduces_the_2018_criterion():
     assert toy.rho[0] > 1 > toy.rho[2] and abs(toy.x_gd - 1) < 1e-3
     assert toy.escaped >= 15 and 0 < toy.escape_low < toy.escaped / 20
     assert len(wx.toy_figure(toy, 0.7).axes) == 2
+    assert f"**{toy.rho[0]:.4f}**" in wx.toy_note(toy, 0.7)
 
 
 def test_imbalance_error_is_at_rounding_level():
     rng = np.random.default_rng(5)
     X, th = jnp.asarray(rng.standard_normal((9, 4))), jnp.asarray(rng.standard_normal(8))
     assert wx.imbalance_error(th, X, X @ jnp.ones(4), jax.random.PRNGKey(0)) < 1e-12
+
+
+def test_identity_errors_are_at_rounding_level_and_nonzero_for_a_wrong_trace(monkeypatch):
+    monkeypatch.setattr(wx, "imbalance_error", lambda th, X, y, key: 0.0)  # tested above
+    rng = np.random.default_rng(7)
+    Xd, Xr = jnp.asarray(rng.standard_normal((9, 5))), jnp.asarray(rng.standard_normal((8, 4)))
+    keys = jax.random.split(jax.random.PRNGKey(0))
+    err = wx.identity_errors(Xd, Xd @ jnp.ones(5), Xr, *keys, width=3)
+    assert set(err) == {"dln_trace", "imbalance", "relu_trace"} and max(err.values()) < 1e-12
+    monkeypatch.setattr(st, "relu_trace", lambda theta, X: 1.1 * st.gauss_newton_sharpness(
+        st.relu_predict, theta, X).trace)  # a 10 % error must show as 0.1
+    assert wx.identity_errors(Xd, Xd @ jnp.ones(5), Xr, *keys, width=3)["relu_trace"] == \
+        pytest.approx(0.1, rel=1e-9)
+
+
+def test_network_sweeps_pass_the_profile_plans(monkeypatch):
+    seen = {}
+
+    def fake(predict, init_fn, X, Y, plans, seeds, warmup_fraction):
+        seen[predict] = (init_fn(jax.random.PRNGKey(0)).shape, plans, seeds, warmup_fraction)
+        return {"SGD": {}, "GD": {}}
+
+    monkeypatch.setattr(wx, "sgd_and_gd", fake)
+    monkeypatch.setattr(wx, "add_dln_summaries", lambda res, X, b: None)
+    monkeypatch.setattr(wx, "add_relu_summaries", lambda res, X, y: None)
+    cfg = SimpleNamespace(dln_lrs=[0.1, 0.2], dln_gd_lrs=[0.3, 0.4], dln_sgd_steps=100,
+                          dln_gd_steps=200, dln_seeds=2, relu_sgd_lrs=[0.5, 0.6],
+                          relu_gd_lrs=[0.7, 0.8], relu_sgd_steps=300, relu_gd_steps=400,
+                          relu_seeds=3, warmup_fraction=0.25)
+    X = jnp.ones((6, 4))
+    assert wx.dln_sweeps(X, X[:, 0], X[0], cfg, "ks", "kg") == {"SGD": {}, "GD": {}}
+    wx.relu_sweeps(X, X[:, 0], X, X[:, 0], cfg, "ks", "kg", width=5)
+    assert seen[st.dln_predict] == ((8,), {"SGD": ([0.1, 0.2], 100, 1, "ks", True),
+                                           "GD": ([0.3, 0.4], 200, None, "kg", False)}, 2, 0.25)
+    assert seen[st.relu_predict] == ((25,), {"SGD": ([0.5, 0.6], 300, 1, "ks", True),
+                                             "GD": ([0.7, 0.8], 400, None, "kg", False)}, 3, 0.25)
 
 
 # ---------------------------------------------------------------- Sections 5-8
@@ -271,4 +309,11 @@ def test_companion_runs_one_init_gd_then_each_batch_size(monkeypatch):
     assert calls[0][0].shape == ((4 + 1) * 3 + (3 + 1) * 3 + (3 + 1) * 10,)
     assert all(np.array_equal(c[0], calls[0][0]) and np.array_equal(c[4], calls[0][4]) for c in calls)
     assert "SGD B=4" in wx.companion_table(runs, [0.5, 1.0])
+    cfg = SimpleNamespace(digits_n=12, digits_width=3, digits_lrs=[0.5, 1.0], digits_batches=[4, 6],
+                          digits_gd_steps=200, digits_sgd_steps=300)
+    calls.clear()
+    again, data, key2 = wx.companion_experiment(None, cfg, jax.random.PRNGKey(0))
+    assert data == "digits proxy" and list(again) == ["GD", 4, 6] and len(calls) == 3
+    assert calls[0][0].shape == ((64 + 1) * 3 + (3 + 1) * 3 + (3 + 1) * 10,)
+    np.testing.assert_array_equal(key2, key)
     assert len(wx.companion_figure(runs, [0.5, 1.0], 12).axes) == 2

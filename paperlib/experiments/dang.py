@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from functools import partial
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from matplotlib.axes import Axes
 from scipy.optimize import minimize
 
 from paperlib import datasets
@@ -32,7 +33,18 @@ METRICS = ("NC1", "NC2 classifier", "NC2 means", "NC3")
 
 
 def validate(cfg: SimpleNamespace) -> None:
-    """Raise a clear error for knob values the parameter ranges cannot express."""
+    """Reject knob values the parameter ranges cannot express, before any compute.
+
+    Args:
+      cfg: the resolved settings (``profiles.resolve_from``): ``counts``, ``width``, ``depths``,
+        ``minority_fraction``, ``mlp_steps``, ``record_every``.
+
+    Returns:
+      None.
+
+    Raises:
+      ValueError: naming the knob and the rule it breaks.
+    """
     k, n = len(cfg.counts), sum(cfg.counts)
     if k < 2 or n % k:
         raise ValueError(f"counts: need K >= 2 classes whose total N={n} is a multiple of K={k} "
@@ -48,6 +60,8 @@ def validate(cfg: SimpleNamespace) -> None:
 
 
 class Run(NamedTuple):
+    """One run of the synthetic UFM study (a row of :class:`UFMRuns`)."""
+
     loss: str  # "mse", "mse_bias" or "ce"
     depth: int  # M
     balanced: bool
@@ -55,6 +69,8 @@ class Run(NamedTuple):
 
 
 class UFMRuns(NamedTuple):
+    """Every run of the synthetic study, trained in one ``vmap`` (:func:`ufm_runs`)."""
+
     runs: list  # [Run]
     params: nc.Params  # stacked over runs (numpy)
     objective: np.ndarray  # (runs, steps) objective along training
@@ -65,7 +81,18 @@ class UFMRuns(NamedTuple):
 def ufm_runs(cfg: SimpleNamespace, key: jax.Array) -> UFMRuns:
     """Train every run of the synthetic study: 3 losses x depths (balanced) and MSE x depths
     (imbalanced, ``cfg.counts``), ``cfg.seeds`` starts each, one compiled ``vmap`` of
-    :func:`~paperlib.neural_collapse.train` (float64, lam_W = lam_H = ``cfg.lam``)."""
+    :func:`~paperlib.neural_collapse.train` (float64, lam_W = lam_H = ``cfg.lam``): the paper's
+    deep linear UFM objective, gradient descent with heavy-ball momentum.
+
+    Args:
+      cfg: settings (``counts``, ``depths``, ``seeds``, ``width``, ``lam``, ``lr``, ``init_std``,
+        ``steps``).
+      key: JAX key, split into one key per run.
+
+    Returns:
+      :class:`UFMRuns`; params stacked over the R runs, objective (R, steps), labels (2, N) and
+      counts (2, K) with row 0 balanced (N/K per class) and row 1 ``cfg.counts``.
+    """
     k, n = len(cfg.counts), sum(cfg.counts)
     counts = np.array([[n // k] * k, cfg.counts])
     labels = np.stack([np.repeat(np.arange(k), c) for c in counts])
@@ -95,6 +122,10 @@ def layer_metrics(params: nc.Params, labels: np.ndarray, depth: int, loss: str) 
     Means are centred by the global mean for the ETF cases (MSE with bias, CE), not for bias-free
     MSE, whose frame is orthogonal (the authors' NC2/NC3 with the identity target).
 
+    Args:
+      params: one run's parameters (unstacked); labels: (N,) class labels.
+      depth: M, the number of real (non-padded) layers; loss: "mse", "mse_bias" or "ce".
+
     Returns:
       (depth, 4) array, layer 1 = the free features H, layer M = the input of W_M.
     """
@@ -115,7 +146,14 @@ def _pick(res: UFMRuns, i: int) -> nc.Params:
 
 
 def collapse_table(res: UFMRuns) -> dict:
-    """``{(loss, depth): (seeds, depth, 4) metrics}`` of the balanced runs."""
+    """NC1-NC3 in every layer (:func:`layer_metrics`) of each balanced run, grouped by setting.
+
+    Args:
+      res: :func:`ufm_runs`' result.
+
+    Returns:
+      ``{(loss, depth): (seeds, depth, 4) array}`` of the balanced runs, columns as ``METRICS``.
+    """
     table: dict = {}
     for i, r in enumerate(res.runs):
         if r.balanced:
@@ -125,6 +163,8 @@ def collapse_table(res: UFMRuns) -> dict:
 
 
 class GOFErrors(NamedTuple):
+    """The imbalanced runs against the closed-form orthogonal frame (:func:`gof_errors`)."""
+
     depth: np.ndarray  # (runs,) M of each imbalanced run
     frame: np.ndarray  # (runs, 3) NC2 of W (product), NC2 of the means of H, NC3, vs the diagonals
     ratio_err: np.ndarray  # (runs,) max relative error of ||w_k||/||w_1|| and ||h_k||/||h_1||
@@ -133,7 +173,16 @@ class GOFErrors(NamedTuple):
 
 
 def gof_errors(res: UFMRuns, lam: float) -> GOFErrors:
-    """The imbalanced runs against the closed-form orthogonal frame of the same depth."""
+    """The imbalanced bias-free MSE runs against the closed-form orthogonal frame of the same depth
+    (:func:`~paperlib.neural_collapse.gof_closed_form`, the paper's imbalanced MSE theorem), in
+    the first real layer: NC2 of W and of the class means, NC3, and the length ratios.
+
+    Args:
+      res: :func:`ufm_runs`' result; lam: lam_W = lam_H of the runs.
+
+    Returns:
+      :class:`GOFErrors`, one row per imbalanced run.
+    """
     rows = []
     for i, r in enumerate(res.runs):
         if r.balanced:
@@ -160,6 +209,10 @@ def structured_ce_objectives(k: int, n: int, depth: int, lam_w: float, lam_h: fl
     antipodal pairs; margin t^M a / sqrt2 to the other pairs, twice that to the partner). Each is a
     minimisation over (log t, log a) by Nelder-Mead from three starts.
 
+    Args:
+      k: classes K (even, >= 4); n: samples N (n/K per class); depth: M.
+      lam_w, lam_h: weight decays of the layers and of the features.
+
     Returns:
       (best ETF objective, best cross-polytope objective).
     """
@@ -185,6 +238,9 @@ def structured_ce_objectives(k: int, n: int, depth: int, lam_w: float, lam_h: fl
 
 def digits_imbalanced(minority_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """sklearn's digits (standardised), classes 5-9 subsampled to ``minority_fraction`` (seeded).
+
+    Args:
+      minority_fraction: share of the images of classes 5-9 kept; seed: split and subsampling seed.
 
     Returns:
       ``X`` (n, 64) float64 and ``y`` (n,) int32.
@@ -218,7 +274,13 @@ def digits_proxy(cfg: SimpleNamespace, key: jax.Array, X: np.ndarray, y: np.ndar
                  ) -> SimpleNamespace:
     """MLP: ``mlp_relu_depth`` ReLU layers (no bias), ``mlp_linear_depth`` linear layers (the last
     maps to the K = 10 classes), float32, bias-free MSE ||Z - Y||^2/(2n) + mlp_lam/2 sum ||W||^2, full-batch
-    Adam, ``mlp_seeds`` initialisations in one ``vmap``.
+    Adam, ``mlp_seeds`` initialisations in one ``vmap``: the proxy of the paper's practical-network
+    experiments (NC1 in every linear layer).
+
+    Args:
+      cfg: settings (``mlp_width``, ``mlp_relu_depth``, ``mlp_linear_depth``, ``mlp_lr``,
+        ``mlp_lam``, ``mlp_steps``, ``record_every``, ``mlp_seeds``).
+      key: JAX key, split into one key per initialisation; X: (n, 64) inputs; y: (n,) labels.
 
     Returns:
       namespace with ``nc1`` (seeds, records, linear layers), ``cos`` (seeds, records) the largest
@@ -267,9 +329,16 @@ def digits_proxy(cfg: SimpleNamespace, key: jax.Array, X: np.ndarray, y: np.ndar
                            w_norm=np.asarray(rec[3][:, -1]), counts=np.bincount(y, minlength=k))
 
 
-def collapse_figure(table: dict, depths: list, axes) -> None:
+def collapse_figure(table: dict, depths: list, axes: Sequence[Axes]) -> None:
     """One panel per loss: the largest NC metric over layers at convergence against depth
-    (geometric mean over seeds, min-max bars; values below 1e-18, e.g. NC1 ~ 1e-31, drawn at 1e-18)."""
+    (geometric mean over seeds, min-max bars; values below 1e-18, e.g. NC1 ~ 1e-31, drawn at 1e-18).
+
+    Args:
+      table: :func:`collapse_table`'s result; depths: the depths M; axes: one axis per loss.
+
+    Returns:
+      None (draws on ``axes``).
+    """
     for ax, loss in zip(axes, nc.LOSSES):
         for m, name in enumerate(METRICS):
             vals = np.array([table[(loss, d)][:, :, m].max(1) for d in depths])  # (depths, seeds)
@@ -284,8 +353,15 @@ def collapse_figure(table: dict, depths: list, axes) -> None:
     axes[0].legend(fontsize=7)
 
 
-def gof_figure(gof: GOFErrors, counts: np.ndarray, lam: float, ax) -> None:
-    """Measured ||w_k||/||w_1|| and ||h_k||/||h_1|| (every run) against the closed form, per depth."""
+def gof_figure(gof: GOFErrors, counts: np.ndarray, lam: float, ax: Axes) -> None:
+    """Measured ||w_k||/||w_1|| and ||h_k||/||h_1|| (every run) against the closed form, per depth.
+
+    Args:
+      gof: :func:`gof_errors`' result; counts: (K,) class counts; lam: lam_W = lam_H; ax: the axis.
+
+    Returns:
+      None (draws on ``ax``).
+    """
     for d in np.unique(gof.depth):
         form = nc.gof_closed_form(counts, int(d), lam, lam)
         sel = gof.depth == d
@@ -301,8 +377,15 @@ def gof_figure(gof: GOFErrors, counts: np.ndarray, lam: float, ax) -> None:
     ax.legend(fontsize=7)
 
 
-def digits_figure(res: SimpleNamespace, record_every: int, axes) -> None:
-    """NC1 per linear layer and the classifier's largest |cos| over training (mean over seeds)."""
+def digits_figure(res: SimpleNamespace, record_every: int, axes: Sequence[Axes]) -> None:
+    """NC1 per linear layer and the classifier's largest |cos| over training (mean over seeds).
+
+    Args:
+      res: :func:`digits_proxy`' result; record_every: Adam steps between records; axes: two axes.
+
+    Returns:
+      None (draws on ``axes``).
+    """
     t = np.arange(res.nc1.shape[1]) * record_every
     for j in range(res.nc1.shape[2]):
         axes[0].plot(t, np.exp(np.log(res.nc1[:, :, j]).mean(0)), label=f"linear layer {j + 1}")

@@ -133,6 +133,9 @@ def operator_enumeration_error(rng: np.random.Generator) -> float:
     """Max |closed-form T - enumerated T| over random instances with n in {3, 4, 5} samples, p = 3,
     B in {1, 2, 3}, both sampling schemes (Section 1, check 1). Draws from ``rng`` in a fixed order.
 
+    Args:
+      rng: numpy generator of the instances and learning rates.
+
     Returns:
       The largest absolute entry difference.
     """
@@ -234,6 +237,18 @@ class TraceSurvey(NamedTuple):
     ratio: dict  # (B, replacement) -> (instances, 2): Tr H eta*/2 and c_{B,n} Tr H eta*/2
     edge_err: float  # max |rho(T(eta*)) - 1| over the first ``edge_checks`` instances, B = 1
     above_min: float  # min rho(T(eta* (1 + 1e-6))) - 1 over the same instances
+
+    def worst(self, batch_size: int, replacement: bool, column: int) -> float:
+        """Largest ratio over the instances of one sampling scheme.
+
+        Args:
+          batch_size: B; replacement: the scheme; column: 0 Tr H eta*/2 (B-free form),
+            1 c_{B,n} Tr H eta*/2 (B-dependent form).
+
+        Returns:
+          The maximum over instances.
+        """
+        return float(self.ratio[(batch_size, replacement)][:, column].max())
 
 
 def trace_survey(instances: list, edge_checks: int = 100) -> TraceSurvey:
@@ -397,6 +412,19 @@ def toy_experiment(eta: float, runs: int, key: jax.Array, steps: int = 500) -> T
     return ToyResult(rho, closed, x_sgd, x_gd, n_esc, low)
 
 
+def toy_note(toy: ToyResult, eta: float) -> str:
+    """One Markdown line with the toy's spectral radii rho(T) (Section 3).
+
+    Args:
+      toy: :func:`toy_experiment`'s result; eta: its learning rate.
+
+    Returns:
+      Markdown string.
+    """
+    return (f"ρ(𝒯) at η = {eta}: SGD at x = 1 **{toy.rho[0]:.4f}**, at x = 0 {toy.rho[1]:.4f}, "
+            f"GD at x = 1 {toy.rho[2]:.4f}.")
+
+
 def toy_figure(toy: ToyResult, eta: float) -> plt.Figure:
     """The toy's losses with the SGD/GD end points, and the exact 1-D stable region at ``eta``.
 
@@ -459,6 +487,32 @@ def imbalance_error(theta: jax.Array, X: jax.Array, y: jax.Array, key: jax.Array
     return err
 
 
+def identity_errors(Xd: jax.Array, yd: jax.Array, Xr: jax.Array, key_init: jax.Array,
+                    key_step: jax.Array, width: int = 100) -> dict[str, float]:
+    """Section 4's exact identities at random initialisations, each as a relative error: the
+    closed-form Tr G of the diagonal net (:func:`paperlib.stability.dln_trace`) and of the ReLU net
+    (:func:`paperlib.stability.relu_trace`) against the trace of the autodiff Gram matrix J J^T/n,
+    and the one-step imbalance identity (:func:`imbalance_error`).
+
+    Args:
+      Xd: (n, d) diagonal-net inputs; yd: (n,) its labels; Xr: (n', d') ReLU-net inputs.
+      key_init: key of both initialisations (diagonal net N(0, 1); ReLU net a ~ N(0, 1),
+        w ~ N(0, I/d')); key_step: trainer key of the imbalance step.
+      width: hidden width m of the ReLU net.
+
+    Returns:
+      {"dln_trace", "imbalance", "relu_trace"}: relative errors (float).
+    """
+    th = st.dln_init(key_init, Xd.shape[1])
+    thr = st.relu_init(key_init, width, Xr.shape[1], 1 / np.sqrt(Xr.shape[1]))
+    out = {"imbalance": imbalance_error(th, Xd, yd, key_step)}
+    for name, trace, theta, predict, X in [("dln_trace", st.dln_trace, th, st.dln_predict, Xd),
+                                           ("relu_trace", st.relu_trace, thr, st.relu_predict, Xr)]:
+        gram = float(st.gauss_newton_sharpness(predict, theta, X).trace)
+        out[name] = abs(float(trace(theta, X)) - gram) / gram
+    return out
+
+
 # ============================================================================ Sections 5-6: sweeps
 
 
@@ -474,6 +528,7 @@ def sweep(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array, lrs:
       lrs: learning rates; seeds: initialisations per learning rate.
       steps: training steps (a multiple of 20); batch_size: B, or None for GD.
       key: split into one init key per seed and one trainer key.
+      warm: use the warm-up; warmup_fraction: its share of the steps.
 
     Returns:
       (Run with R = seeds * len(lrs) runs, (R,) learning rate per run, (R, p) theta_0 per run).
@@ -493,6 +548,9 @@ def sweep(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array, lrs:
 def measures(predict: Callable, run: st.Run, X: jax.Array) -> np.ndarray:
     """Exact Gauss-Newton Tr G, ||G||_F, lambda_max(G) at every final iterate of ``run``.
 
+    Args:
+      predict: f(theta, x); run: a trainer result with R final iterates; X: (n, d) inputs.
+
     Returns:
       (R, 3) array, NaN rows for diverged runs.
     """
@@ -508,6 +566,8 @@ def sgd_and_gd(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array,
     """:func:`sweep` for each method of ``plans`` and the sharpness of its solutions.
 
     Args:
+      predict: f(theta, x); init_fn: key -> (p,) initial parameters.
+      X: (n, d) inputs; Y: (n,) or (n, k) targets.
       plans: {method: (lrs, steps, batch_size or None, key, warm)}.
       seeds, warmup_fraction: as in :func:`sweep`.
       converged: a run counts as converged when not diverged and its train loss is below this.
@@ -523,6 +583,52 @@ def sgd_and_gd(predict: Callable, init_fn: Callable, X: jax.Array, Y: jax.Array,
         print(method, "diverged:", int(np.sum(np.asarray(run.diverged))), "converged:", int(ok.sum()),
               "of", len(L))
     return out
+
+
+def dln_sweeps(X: jax.Array, y: jax.Array, beta_star: jax.Array, cfg: SimpleNamespace,
+               key_sgd: jax.Array, key_gd: jax.Array) -> dict[str, dict]:
+    """Section 5: the diagonal net's SGD (B = 1, warm-up) and GD (constant eta) sweeps of ``cfg``
+    (:func:`sgd_and_gd`) with :func:`add_dln_summaries`.
+
+    Args:
+      X: (n, d) inputs; y: (n,) labels; beta_star: (d,) teacher.
+      cfg: settings (``dln_lrs``, ``dln_gd_lrs``, ``dln_sgd_steps``, ``dln_gd_steps``,
+        ``dln_seeds``, ``warmup_fraction``).
+      key_sgd, key_gd: keys of the two sweeps.
+
+    Returns:
+      {"SGD", "GD": sweep dict}.
+    """
+    plans = {"SGD": (cfg.dln_lrs, cfg.dln_sgd_steps, 1, key_sgd, True),
+             "GD": (cfg.dln_gd_lrs, cfg.dln_gd_steps, None, key_gd, False)}
+    res = sgd_and_gd(st.dln_predict, lambda k: st.dln_init(k, X.shape[1]), X, y, plans,
+                     cfg.dln_seeds, cfg.warmup_fraction)
+    add_dln_summaries(res, X, beta_star)
+    return res
+
+
+def relu_sweeps(X: jax.Array, y: jax.Array, X_test: jax.Array, y_test: jax.Array,
+                cfg: SimpleNamespace, key_sgd: jax.Array, key_gd: jax.Array,
+                width: int = 100) -> dict[str, dict]:
+    """Section 6: the two-layer ReLU net's SGD (B = 1, warm-up) and GD sweeps of ``cfg`` from
+    a_j ~ N(0, 1), w_j ~ N(0, I/d) (:func:`sgd_and_gd`) with :func:`add_relu_summaries`.
+
+    Args:
+      X: (n, d) inputs; y: (n,) teacher labels; X_test: (n_test, d); y_test: (n_test,).
+      cfg: settings (``relu_sgd_lrs``, ``relu_gd_lrs``, ``relu_sgd_steps``, ``relu_gd_steps``,
+        ``relu_seeds``, ``warmup_fraction``).
+      key_sgd, key_gd: keys of the two sweeps; width: hidden width m.
+
+    Returns:
+      {"SGD", "GD": sweep dict}.
+    """
+    d = X.shape[1]
+    plans = {"SGD": (cfg.relu_sgd_lrs, cfg.relu_sgd_steps, 1, key_sgd, True),
+             "GD": (cfg.relu_gd_lrs, cfg.relu_gd_steps, None, key_gd, False)}
+    res = sgd_and_gd(st.relu_predict, lambda k: st.relu_init(k, width, d, 1 / np.sqrt(d)), X, y,
+                     plans, cfg.relu_seeds, cfg.warmup_fraction)
+    add_relu_summaries(res, X_test, y_test)
+    return res
 
 
 def add_dln_summaries(res: dict, X: jax.Array, beta_star: jax.Array) -> None:
@@ -624,6 +730,7 @@ def seed_trend(res: dict, field: str, lrs: Sequence[float], converged_only: bool
 
     Args:
       res: one method's sweep dict; field: a per-run entry; lrs: the grid.
+      converged_only: drop the learning rates where the seed's run did not converge.
 
     Returns:
       One correlation per seed (-1: strictly falling with eta).
@@ -694,7 +801,16 @@ def gd_flat_spread(G: dict, lrs: Sequence[float]) -> tuple[list[float], list[flo
 def lr_figure(res_sgd: dict, res_gd: dict, lrs_sgd: Sequence[float], lrs_gd: Sequence[float],
               norm_field: str, norm_label: str, test_label: str, title: str) -> plt.Figure:
     """Sharpness, norm and test error against the learning rate for SGD (solid) and GD (dashed),
-    seed means of converged runs, red bands at diverged learning rates. Returns the figure."""
+    seed means of converged runs, red bands at diverged learning rates (Sections 5-6).
+
+    Args:
+      res_sgd, res_gd: the two methods' sweep dicts; lrs_sgd, lrs_gd: their grids.
+      norm_field: the per-run norm entry ("l1" or "path"); norm_label, test_label: axis labels;
+        title: the figure title (:data:`DLN_FIGURE`, :data:`RELU_FIGURE` hold all four).
+
+    Returns:
+      The figure (three panels).
+    """
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.5))
     styles = [("SGD", res_sgd, lrs_sgd, "o", "-"), ("GD", res_gd, lrs_gd, "s", "--")]
     for tag, res, lrs, mk, ls in styles:
@@ -751,6 +867,11 @@ RELU_COLUMNS = {"√d‖θ‖_P/Tr G":
                 "train loss": lambda r, i: f"{float(r['run'].final_loss[i]):.1e}"}
 
 
+# lr_figure's (norm_field, norm_label, test_label, title) per network
+DLN_FIGURE = ("l1", "‖β‖₁", "½‖β − β*‖²", "Diagonal linear net, d=1000, n=300")
+RELU_FIGURE = ("path", "path norm ‖θ‖_P", "test ½MSE", "Two-layer ReLU net, k=10, d=100, m=100, n=300")
+
+
 def dln_notes(dln: dict, lrs_sgd: Sequence[float], lrs_gd: Sequence[float],
               flat_lrs: Sequence[float], flat_spread: Sequence[float]) -> str:
     """The diagonal net's sharpness at theta_0, GD's edge, and GD past it.
@@ -783,6 +904,10 @@ def perturbation_check(predict: Callable, G: dict, X: jax.Array, Y: jax.Array, k
                        eps: float = 1e-4, steps: int = 300) -> tuple[float, float, float]:
     """The converged GD minimum with the largest eta, kicked by ``eps`` along G's top eigenvector:
     loss growth at its own eta (stable: order one) and at 1.05 * 2/lambda_max(G) (unstable: grows).
+
+    Args:
+      predict: f(theta, x); G: the GD sweep dict; X: (n, d) inputs; Y: (n,) targets;
+      key: trainer key; eps: kick size; steps: GD steps after the kick.
 
     Returns:
       (eta, growth at eta, growth at 1.05 * 2/lambda_max).
@@ -840,6 +965,11 @@ def train_to_minimum(predict: Callable, theta0: jax.Array, X: jax.Array, Y: jax.
                      key: jax.Array) -> tuple[st.Run, int]:
     """GD/SGD (B-subsets) from theta0 at every lr in chunks of max_steps/10 steps, until every run's
     training loss is below ``min_loss`` (the 2018 stopping rule), every run diverged, or max_steps.
+
+    Args:
+      predict: f(theta, x); theta0: (p,) start; X: (n, d) inputs; Y: (n, k) targets.
+      lrs: learning rates (one run each); batch_size: B, or None for GD; max_steps: a multiple
+        of 100; min_loss: the stopping level; key: batch key (split per chunk).
 
     Returns:
       (the Run of the last chunk, steps taken).
@@ -900,6 +1030,11 @@ def companion_runs(X: jax.Array, Y: jax.Array, width: int, lrs: Sequence[float],
     """The 2018 scatter: a (d_in, width, width, 10) ReLU MLP from one PyTorch-default init, trained by
     GD and by SGD at each batch size (:func:`digits_run`).
 
+    Args:
+      X: (n, d_in) inputs; Y: (n, 10) one-hot targets; width: hidden width; lrs: learning rates.
+      batch_sizes: SGD batch sizes; gd_steps, sgd_steps: at most this many steps.
+      key: JAX key (init, Lanczos start, one per run); min_loss: the stopping level.
+
     Returns:
       ({"GD" or B: :class:`DigitsRun`}, the key left after the splits).
     """
@@ -914,6 +1049,26 @@ def companion_runs(X: jax.Array, Y: jax.Array, width: int, lrs: Sequence[float],
                                                     gd_steps if B is None else sgd_steps, min_loss, k,
                                                     k_eig)
     return runs, key
+
+
+def companion_experiment(real: ImageSet | None, cfg: SimpleNamespace,
+                         key: jax.Array) -> tuple[dict, str, jax.Array]:
+    """Section 7 end to end: :func:`companion_data` then :func:`companion_runs` at the settings of
+    ``cfg``.
+
+    Args:
+      real: the FashionMNIST ``ImageSet`` or None (the digits proxy).
+      cfg: settings (``digits_n``, ``digits_width``, ``digits_lrs``, ``digits_batches``,
+        ``digits_gd_steps``, ``digits_sgd_steps``).
+      key: JAX key.
+
+    Returns:
+      ({"GD" or B: :class:`DigitsRun`}, the data's name, the key left after the splits).
+    """
+    X, Y, data = companion_data(real, cfg.digits_n)
+    runs, key = companion_runs(X, Y, cfg.digits_width, cfg.digits_lrs, cfg.digits_batches,
+                               cfg.digits_gd_steps, cfg.digits_sgd_steps, key)
+    return runs, data, key
 
 
 def companion_figure(runs: dict, lrs: Sequence[float], n: int) -> plt.Figure:
