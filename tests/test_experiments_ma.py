@@ -103,6 +103,13 @@ def test_growth_budget_is_the_log_ratio_over_the_sign_rip_rate():
     B = ex.growth_budget(1e-3, 1.5, 0.2, 0.5)
     phi = np.sqrt(2 / np.pi) * 0.8
     assert np.exp(2 * phi * 0.5 * B / 1.5) == pytest.approx(1e3, rel=1e-12)
+    M = np.diag([1.0, 0.5, 0.0])  # sigma_r = 0.5 for r = 2, cond = 2; ||M||_F = sqrt(1.25)
+    inst = [SimpleNamespace(truth=SimpleNamespace(M=M))]
+    cfg = SimpleNamespace(alpha=1e-3, eta0=0.1, rho=0.99, r=2, cond=2.0, fractions=[0.0, 0.2],
+                          p_out=0.1)
+    want = ex.growth_budget(1e-3, np.sqrt(1.25), 0.2, 0.5)
+    assert ex.budget_note(inst, cfg) == (f"‖M*‖_F = {np.sqrt(1.25):.4f}; step budget 10.0; growth "
+                                         f"needs ≈ {want:.1f} at p=0.2")
 
 
 def test_threshold_summary_by_brute_force():

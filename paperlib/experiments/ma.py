@@ -125,6 +125,23 @@ def growth_budget(alpha: float, norm: float, p: float, sigma_r: float) -> float:
     return float(np.log(1 / alpha) * norm / (2 * np.sqrt(2 / np.pi) * (1 - p) * sigma_r))
 
 
+def budget_note(inst: list[Instance], cfg: SimpleNamespace) -> str:
+    """The step schedule against :func:`growth_budget` at the largest corrupted fraction (section 2's
+    criterion), on the first instance.
+
+    Args:
+        inst: instances (the first one's ‖M*‖_F is used). cfg: the settings (``alpha``, ``eta0``,
+            ``rho``, ``r``, ``cond``, ``fractions``, ``p_out``).
+
+    Returns:
+        One line: ‖M*‖_F, the budget η₀/(1 − ρ) and the total step the growth phase needs.
+    """
+    norm0, p_max = float(np.linalg.norm(inst[0].truth.M)), max(cfg.fractions + [cfg.p_out])
+    need = growth_budget(cfg.alpha, norm0, p_max, float(ms.spectrum(cfg.r, cfg.cond)[-1]))
+    return (f"‖M*‖_F = {norm0:.4f}; step budget {cfg.eta0 / (1 - cfg.rho):.1f}; growth needs ≈ "
+            f"{need:.1f} at p={p_max}")
+
+
 def phi_closed_form(p: ArrayLike, nu: ArrayLike, size: ArrayLike) -> np.ndarray:
     """Sign-RIP scaling function φ(X) = √(2/π)[(1 − p) + p/√(1 + ν²/‖X‖_F²)] (brief §2.4): E⟨Q,
     X/‖X‖⟩ for iid N(0, 1) A_i and noise N(0, ν²) with probability p, 0 otherwise (E[sign(g − s)g],
@@ -311,7 +328,8 @@ def dense_runs(inst: list[Instance], ps: list[float], nu: float, alpha: float, e
     """:func:`dense_noise` on every instance, stacked.
 
     Args:
-        inst: instances. The rest as :func:`dense_noise`.
+        inst: instances. ps, nu, alpha, eta0, rho, steps, local_eta0, local_rho: as
+            :func:`dense_noise`.
 
     Returns:
         The keys of :func:`dense_noise`, each of shape (seeds, len(ps)), and ``"below"``: runs
