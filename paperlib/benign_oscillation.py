@@ -1,4 +1,4 @@
-"""Feature-noise data, a two-layer ReLU^2 "CNN" and its SGD (Lu, Wu, Yang, Zou 2024, arXiv 2310.17074).
+"""Feature-noise data, a two-layer ReLU^2 "CNN" and its SGD (Lu, Wu, Yang, Zou 2024, 2310.17074).
 
 Data (the paper's Section 2, as far as it could be read): a label y = +-1 (Rademacher) and three patches
 of dimension d,
@@ -119,8 +119,13 @@ def loss_grad(W: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.
     return scale * jnp.einsum("jrp,pd->jrd", pre, x), margin
 
 
-def sgd_step(W: jax.Array, x: jax.Array, y: jax.Array, eta: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """One SGD step on the sample (x, y): W - eta grad l(W; x, y). Returns (new W, y f before it)."""
+def sgd_step(W: jax.Array, x: jax.Array, y: jax.Array,
+             eta: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """One SGD step on the sample (x, y): W - eta grad l(W; x, y).
+
+    Returns:
+      (new W of shape (2, m, d), margin y f(W, x) before the step).
+    """
     grad, margin = loss_grad(W, x, y)
     return W - eta * grad, margin
 

@@ -1,4 +1,4 @@
-"""Protocols of Lu, Wu, Yang, Zou 2024 (arXiv 2310.17074), built on :mod:`paperlib.benign_oscillation`.
+"""Protocols of Lu, Wu, Yang, Zou 2024 (arXiv 2310.17074) on :mod:`paperlib.benign_oscillation`.
 
 M. Lu, B. Wu, X. Yang, D. Zou. Benign Oscillation of Stochastic Gradient Descent with Large Learning
 Rates. ICLR 2024.
@@ -33,8 +33,8 @@ def validate(cfg: SimpleNamespace) -> None:
     if cfg.steps % cfg.record_every:
         raise ValueError(f"steps={cfg.steps} must be a multiple of record_every={cfg.record_every}")
     if not 0 < cfg.n_strong < cfg.n:
-        raise ValueError(f"n_strong={cfg.n_strong} must be in [1, n-1] (n={cfg.n}): the model needs "
-                         "strong and weak-only training samples")
+        raise ValueError(f"n_strong={cfg.n_strong} must be in [1, n-1] (n={cfg.n}): the model "
+                         "needs strong and weak-only training samples")
     if cfg.weak_norm >= cfg.strong_norm:
         raise ValueError(f"weak_norm={cfg.weak_norm} must be below strong_norm={cfg.strong_norm}")
     if cfg.lr_small >= cfg.lr_large:
