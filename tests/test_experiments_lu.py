@@ -6,6 +6,7 @@ import jax
 import matplotlib
 import numpy as np
 import pytest
+from numpy.polynomial import Polynomial as P
 
 jax.config.update("jax_enable_x64", True)
 matplotlib.use("Agg")
@@ -30,6 +31,16 @@ def test_validate_refuses_what_the_ranges_cannot_express():
 def test_stability_threshold_is_the_closed_form_window_edge():
     cfg = SimpleNamespace(**{**vars(CFG), "m": 3, "strong_norm": 0.5})
     assert np.isclose(lu.stability_threshold(cfg), 3 / (4 * 0.5 ** 2), rtol=1e-10)
+
+
+def test_strong_map_orbit_is_the_two_cycle_among_the_roots_of_g_of_g():
+    c = 1.2
+    g = P([0, 1]) * P([1 + c, -c]) ** 2  # f (1 - c (f - 1))^2
+    roots = (g(g) - P([0, 1])).roots()
+    real = np.sort(roots[np.abs(roots.imag) < 1e-9].real)
+    cycle = np.setdiff1d(np.round(real, 9), np.round([0.0, 1.0, 1 + 2 / c], 9))
+    orbit = lu.strong_map_orbit(c)
+    np.testing.assert_allclose(np.unique(np.round(orbit, 9)), cycle, atol=1e-8)
 
 
 def test_oscillation_window_and_summaries_on_hand_made_arrays():

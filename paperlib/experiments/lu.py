@@ -10,6 +10,7 @@ Rates. ICLR 2024.
   oscillation assumption covers, the weak-feature output, the weak coefficients in units of their
   initial scale and the accuracy on weak-only test data;
 * :func:`stability_threshold`: 2 / (top Hessian eigenvalue) of the loss at a fitted strong sample;
+  :func:`strong_map_orbit`: the oscillation of the one-sample strong map at a given step;
 * figures: :func:`margin_figure`, :func:`coefficient_figure`.
 """
 
@@ -171,6 +172,23 @@ def stability_threshold(cfg: SimpleNamespace) -> float:
                    jnp.tile(-u / cfg.strong_norm ** 2, (cfg.m, 1))])
     H = jax.jit(jax.hessian(bo.sample_loss))(W, x, jnp.float64(1.0)).reshape(W.size, W.size)
     return float(2.0 / np.linalg.eigvalsh(np.asarray(H))[-1])
+
+
+def strong_map_orbit(c: float, steps: int = 4000, keep: int = 64) -> np.ndarray:
+    """Late orbit of the one-sample strong map f -> f (1 - c (f - 1))^2 from f = 0.5.
+
+    With every active neuron on one strong sample, a GD step multiplies each <w_r, u> by
+    1 - c (f - 1), c = 4 eta ||u||^2 / m, so the output follows this map; c > 1 (eta above the
+    window's lower end) makes the fixed point f = 1 unstable.
+
+    Returns:
+      (keep,) the last ``keep`` of ``steps`` iterates.
+    """
+    f, orbit = 0.5, []
+    for _ in range(steps):
+        f = f * (1.0 - c * (f - 1.0)) ** 2
+        orbit.append(f)
+    return np.array(orbit[-keep:])
 
 
 def margin_figure(study: Study, cfg: SimpleNamespace, axes, run: int = 0) -> None:
