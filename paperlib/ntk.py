@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from collections.abc import Sequence
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 from jax.scipy.special import erf
 
 # ----------------------------------------------------------------------------- nonlinearities
@@ -218,6 +219,8 @@ def expectations(name: str, a: ArrayLike, b: ArrayLike, c: ArrayLike, method: st
 
 
 class Kernels(NamedTuple):
+    """The limiting kernels of Prop. 1 (Sigma(L)) and Thm 1 (Theta(L)_inf)."""
+
     nngp: jax.Array  # Sigma(L)(x1, x2), shape (N, M)
     ntk: jax.Array   # Theta(L)_inf(x1, x2), shape (N, M)
 
@@ -299,8 +302,10 @@ def _kernels(x1, x2, *, depth, beta, nonlin, method, deg, row_batch, all_depths)
     return Kernels(c, ntk)
 
 
+@jax.jit
 def circle(angles: ArrayLike) -> jax.Array:
-    """Points x = (cos gamma, sin gamma) on the unit circle (the inputs of Section 6, n_0 = 2).
+    """Points x = (cos gamma, sin gamma) on the unit circle (the inputs of Section 6, n_0 = 2); one
+    compiled program per number of angles.
 
     Args:
       angles: gamma, shape (G,).
@@ -308,7 +313,6 @@ def circle(angles: ArrayLike) -> jax.Array:
     Returns:
       Shape (G, 2).
     """
-    angles = jnp.asarray(angles)
     return jnp.stack([jnp.cos(angles), jnp.sin(angles)], -1)
 
 
@@ -343,7 +347,10 @@ def numerical_rank(eigenvalues: ArrayLike, rtol: float = 1e-10) -> int:
 # ----------------------------------------------------------------------------- finite networks
 
 
-def init_params(key: jax.Array, widths, dtype=jnp.float64) -> list[tuple[jax.Array, jax.Array]]:
+Params = list[tuple[jax.Array, jax.Array]]  # [(W(l) (n_{l+1}, n_l), b(l) (n_{l+1},)), ...]
+
+
+def init_params(key: jax.Array, widths: Sequence[int], dtype: DTypeLike = jnp.float64) -> Params:
     """Initialisation of Section 2: all weights and biases i.i.d. N(0, 1). One normal draw of all
     P parameters, cut into layers (one sampler in the compiled program instead of 2L).
 
@@ -365,7 +372,7 @@ def init_params(key: jax.Array, widths, dtype=jnp.float64) -> list[tuple[jax.Arr
     return params
 
 
-def num_params(widths) -> int:
+def num_params(widths: Sequence[int]) -> int:
     """The number of parameters of Section 2's network.
 
     Args:
@@ -391,7 +398,7 @@ def _forward_trace(params, x, beta, nonlin):
         acts.append(h)
 
 
-def apply(params, x: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
+def apply(params: Params, x: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
     """The network function f_theta(x) in the NTK parametrisation (Section 2):
     a~(l+1) = W(l) a(l) / sqrt(n_l) + beta b(l), a(l) = sigma(a~(l)), f = a~(L).
 
@@ -416,7 +423,7 @@ def _deltas(params, pres, nonlin):
     return out[::-1]  # delta(1), ..., delta(L)
 
 
-def empirical_ntk(params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
+def empirical_ntk(params: Params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
                   nonlin: str = "relu") -> jax.Array:
     """The exact NTK Theta(x1[i], x2[j]) = sum_p df/dtheta_p(x1[i]) df/dtheta_p(x2[j]) of a scalar
     output network, without Jacobians: with delta(l) from backprop,
@@ -446,7 +453,7 @@ def empirical_ntk(params, x1: ArrayLike, x2: ArrayLike | None = None, beta: floa
     return theta
 
 
-def empirical_ntk_jacobian(params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
+def empirical_ntk_jacobian(params: Params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
                            nonlin: str = "relu") -> jax.Array:
     """The NTK of Section 4 by brute force: per-input gradients (vmapped autodiff) and J1 J2^T.
     Small widths only (it materialises N x P).
@@ -468,7 +475,7 @@ def empirical_ntk_jacobian(params, x1: ArrayLike, x2: ArrayLike | None = None, b
     return jac(x1) @ jac(x2).T
 
 
-def loss(params, x: ArrayLike, y: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
+def loss(params: Params, x: ArrayLike, y: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
     """The least-squares cost of Section 5, C = (1/2N) sum_i (f(x_i) - y_i)^2 (scalar output).
 
     Args:
@@ -482,8 +489,8 @@ def loss(params, x: ArrayLike, y: ArrayLike, beta: float = 0.1, nonlin: str = "r
     return 0.5 * jnp.mean((apply(params, x, beta, nonlin)[:, 0] - y) ** 2)
 
 
-def gd_step(params, x: ArrayLike, y: ArrayLike, lr: float, beta: float = 0.1,
-            nonlin: str = "relu") -> list:
+def gd_step(params: Params, x: ArrayLike, y: ArrayLike, lr: float, beta: float = 0.1,
+            nonlin: str = "relu") -> Params:
     """One gradient-descent step theta <- theta - lr grad C on :func:`loss`; time advances by
     t = lr (Section 5).
 
@@ -500,11 +507,13 @@ def gd_step(params, x: ArrayLike, y: ArrayLike, lr: float, beta: float = 0.1,
 
 
 class Trained(NamedTuple):
+    """A network after gradient descent, with the optional record of its training outputs."""
+
     params: list
     train_outputs: jax.Array | None  # f_t(X_train) for t = 0, lr, ..., lr*steps: (steps + 1, N)
 
 
-def train(params, x: ArrayLike, y: ArrayLike, *, lr: float, steps: int, beta: float = 0.1,
+def train(params: Params, x: ArrayLike, y: ArrayLike, *, lr: float, steps: int, beta: float = 0.1,
           nonlin: str = "relu", record: bool = False) -> Trained:
     """Full-batch gradient descent on the least-squares cost (Section 5), ``steps`` steps of size
     ``lr`` (lax.scan), t = lr * steps; with ``record`` the training outputs f_t(X) after each step
@@ -538,7 +547,8 @@ def train(params, x: ArrayLike, y: ArrayLike, *, lr: float, steps: int, beta: fl
 # ----------------------------------------------------------------------------- ensembles of networks
 
 
-def auto_batch(widths, dtype=jnp.float64, budget_bytes: float | None = None, copies: int = 6) -> int:
+def auto_batch(widths: Sequence[int], dtype: DTypeLike = jnp.float64,
+               budget_bytes: float | None = None, copies: int = 6) -> int:
     """How many networks to vmap at once so that ``copies`` copies of their parameters (weights,
     gradients, scan buffers, ...) fit in ``budget_bytes``: by default about a CPU cache (32 MiB; a
     larger batch is memory-bound and slower there) or 2 GiB on an accelerator.
@@ -556,6 +566,8 @@ def auto_batch(widths, dtype=jnp.float64, budget_bytes: float | None = None, cop
 
 
 class EnsembleResult(NamedTuple):
+    """One ensemble of :func:`ensemble`, every field with a leading axis over networks."""
+
     f0: jax.Array             # f at init on x_eval, (S, E)
     fT: jax.Array             # f after training on x_eval, (S, E)
     ntk0: jax.Array | None    # empirical Theta(x_ntk1, x_ntk2) at init, (S, A, B)
@@ -565,10 +577,11 @@ class EnsembleResult(NamedTuple):
 
 @partial(jax.jit, static_argnames=("widths", "lr", "steps", "nonlin", "record", "dtype",
                                    "batch_size", "with_ntk", "shift_target"))
-def ensemble(keys, x_train, y_train, x_eval, x_ntk1=None, x_ntk2=None, *, widths: tuple,
-             lr: float = 1.0, steps: int = 0, beta=0.1, nonlin: str = "relu", record: bool = False,
-             dtype=jnp.float64, batch_size: int = 1, with_ntk: bool = False,
-             shift_target: bool = False) -> EnsembleResult:
+def ensemble(keys: jax.Array, x_train: ArrayLike, y_train: ArrayLike, x_eval: ArrayLike,
+             x_ntk1: ArrayLike | None = None, x_ntk2: ArrayLike | None = None, *, widths: tuple,
+             lr: float = 1.0, steps: int = 0, beta: float = 0.1, nonlin: str = "relu",
+             record: bool = False, dtype: DTypeLike = jnp.float64, batch_size: int = 1,
+             with_ntk: bool = False, shift_target: bool = False) -> EnsembleResult:
     """One network per key: init (N(0,1), NTK parametrisation), optional empirical NTK, ``steps``
     GD steps on (x_train, y_train), evaluation on x_eval, NTK again. With ``shift_target`` the target
     is f_0(x_train) + y_train (the paper's Fig. 3 protocol). Networks run ``batch_size`` at a time
@@ -603,7 +616,7 @@ def ensemble(keys, x_train, y_train, x_eval, x_ntk1=None, x_ntk2=None, *, widths
 
 @partial(jax.jit, static_argnames=("widths", "nonlin", "dtype", "batch_size"))
 def init_ensemble(keys: jax.Array, x: ArrayLike, *, widths: tuple, beta: float = 0.1,
-                  nonlin: str = "relu", dtype=jnp.float64,
+                  nonlin: str = "relu", dtype: DTypeLike = jnp.float64,
                   batch_size: int = 1) -> tuple[jax.Array, jax.Array]:
     """Networks at initialisation only (Prop. 1, Thm 1), one per key, ``batch_size`` at a time.
 
@@ -639,6 +652,8 @@ def _decay(lam, t=None, lr=1.0, steps=None):
 
 
 class Spectrum(NamedTuple):
+    """Kernel principal components (Section 5): eigenpairs of K/N, descending."""
+
     eigenvalues: jax.Array   # of K/N, descending
     eigenvectors: jax.Array  # columns, unit norm
 
@@ -704,6 +719,8 @@ def kernel_predict(k_train: ArrayLike, k_test_train: ArrayLike, y: ArrayLike,
 
 
 class Gaussian(NamedTuple):
+    """A Gaussian law on test points: mean and covariance (or variances)."""
+
     mean: jax.Array
     cov: jax.Array  # (M, M), or (M,) variances when ``diag``
 
@@ -738,6 +755,8 @@ def trained_gaussian(ntk_train: ArrayLike, ntk_test_train: ArrayLike, nngp_train
 
 
 class LinearisedSplit(NamedTuple):
+    """The trained linearised network's output split into kernel and prior parts (Section 5)."""
+
     kernel_part: jax.Array  # Theta_0(x, X) A_t y
     prior_part: jax.Array   # f_0(x) - Theta_0(x, X) A_t f_0(X); mean exactly 0 over initialisations
 
@@ -765,7 +784,7 @@ def linearised_split(ntk_train: ArrayLike, ntk_test_train: ArrayLike, f0_train: 
     return LinearisedSplit(ntk_test_train @ (a @ y), f0_test - ntk_test_train @ (a @ f0_train))
 
 
-def fit_decay_rates(residuals: ArrayLike, eigenvectors: ArrayLike, lr: float, indices,
+def fit_decay_rates(residuals: ArrayLike, eigenvectors: ArrayLike, lr: float, indices: Sequence[int],
                     eigenvalues: ArrayLike, window: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-unit-time decay rate of the training residual along eigenvector i: with
     p_i(k) = v_i . r_k, the GD rate is (1 - rho_i)/lr where rho_i is the least-squares per-step

@@ -40,7 +40,8 @@ def test_lazy_training_matches_a_hand_trained_network_and_kernel_gd():
     x0 = grid[2:3]
     k_tt = ntk.kernels(X, depth=4, beta=BETA).ntk
     k_gt = ntk.kernels(grid, X, depth=4, beta=BETA).ntk
-    out = jacot.lazy_training(key, [7], 2, X, Y, grid, x0, k_tt, k_gt, lr=0.5, steps=4, beta=BETA,
+    data = jacot.TrainingSet(X, Y, k_tt, k_gt, 0.0)
+    out = jacot.lazy_training(key, [7], 2, data, grid, x0, lr=0.5, steps=4, beta=BETA,
                               dtype=jnp.float64)[7]
     k = jax.random.split(jax.random.fold_in(key, 0), 2)[1]
     p = ntk.init_params(k, [2, 7, 7, 7, 1])
@@ -183,19 +184,45 @@ def test_fig3_run_starts_on_the_pc_and_plots_draw():
     np.testing.assert_allclose(run.h[8][:, 0], 0.0, atol=1e-12)
     np.testing.assert_allclose(run.theory, 0.5 * np.exp(-run.eigenvalues[1] * run.t))
     rates = jacot.PCRates(run.eigenvalues, np.full((2, 2), 0.1), np.zeros((2, 2)))
-    fig, axs = plt.subplots(1, 4)
-    jacot.plot_fig3(axs, run, np.arange(6), rates, 8, "MNIST")
-    fig2, ax = plt.subplots(1, 2)
+    start, hmax, gdev = jacot.fig3_measures(run)
+    assert start < 1e-12 and hmax[8].shape == gdev[8].shape == (2,)
+    assert "steps" in jacot.fig3_summary(run, hmax, gdev) and "0.1" in jacot.pc_summary(rates)
     sp = jacot.Spectra({2: np.ones(64)}, 3, np.ones(64), np.ones(3), 3, [5, 9, 17, 33], 0.0)
-    jacot.plot_spectra(ax, sp)
+    assert sp.relu_min_ratio == 1.0 and "L=1" in jacot.spectra_summary(sp)
     gam = np.linspace(-np.pi, np.pi, 5)
     band = jacot.Band(np.zeros(5), np.ones(5), (0.0, 0.0), 0.0)
-    jacot.plot_fig2(ax, gam, {4: np.zeros((2, 5)), 9: np.ones((2, 5))}, band, [0.0], [0.0], 3)
-    lazy = {4: dict(th0=np.ones((2, 5)), thT=np.ones((2, 5)))}
-    jacot.plot_fig1(plt.subplots()[1], lazy, [4], gam, np.ones(5), 3)
+    lazy = {4: dict(th0=np.ones((2, 5)), thT=np.ones((2, 5)), change=np.zeros(2),
+                    inflation=np.zeros(2), to_kernel=np.zeros(2), train_loss=np.zeros(2))}
     bias = {n: dict(cv=(0.1 / n, 0.01), lin=(0.0, 0.01), nonlin=(0.1, 0.01), S=3,
                     cv_s=np.full(3, 0.1 / n)) for n in (4, 16)}
-    jacot.plot_bias(plt.subplots()[1], bias, 0.0)
-    table = jacot.bias_table(bias, 0.0)
-    assert table.count("\n| ") == 2 and "width: -1.00" in table  # bias 0.1 / n: slope -1
+    figs = [jacot.plot_fig3(run, np.arange(6), rates, 8, "MNIST"), jacot.plot_spectra(sp),
+            jacot.plot_fig2(gam, {4: np.zeros((2, 5)), 9: np.ones((2, 5))}, band, [0.0], [0.0], 3),
+            jacot.plot_fig1(lazy, [4], gam, np.ones(5), 3), jacot.plot_bias(bias, 0.0)]
+    assert all(isinstance(f, plt.Figure) for f in figs)
+    table = jacot.bias_table(bias, 0.0, 1.0)
+    assert table.count("\n| ") == 3 and "width: -1.00" in table  # bias 0.1 / n: slope -1
+    assert jacot.lazy_table(lazy).count("\n| ") == 1
     plt.close("all")
+
+
+def test_fig1_training_set_and_the_text_helpers():
+    grid = ntk.circle(jnp.linspace(-np.pi, np.pi, 5))
+    d = jacot.fig1_training_set(jax.random.key(1), 4, grid, depth=3, beta=BETA)
+    np.testing.assert_array_equal(d.y, d.x[:, 0] * d.x[:, 1])
+    np.testing.assert_allclose(d.k_gt, ntk.kernels(grid, d.x, depth=3, beta=BETA).ntk, rtol=1e-14)
+    lam = np.linalg.eigvalsh(np.asarray(d.k_tt) / 4)[-1]  # dense eigen-solver
+    np.testing.assert_allclose(d.lambda_max, lam, rtol=1e-12)
+    note = jacot.rates_note([1, 2, 4], dict(mean=-1.0, se=0.1, n=4), dict(mean=-0.3, se=0.1, n=4))
+    assert "z = +0.00 against −1" in note and "z = +2.00 against −½" in note
+    widening, text = jacot.beta_widening({0.1: np.array([4.0, 2.0]), 1.0: np.array([10.0, 1.0])})
+    assert widening == 5.0 and "widens 5.0 times" in text  # (10 / 1) / (4 / 2)
+    assert jacot.declared_gap("smoke")("fig3.g_approaches_theory")
+    assert jacot.declared_gap("full")("fig3.g_approaches_theory") is None
+    assert jacot.ensemble_sizes(SimpleNamespace(**SMOKE)) == {50: 100, 256: 100}
+    cfg = SimpleNamespace(**PROFILES["default"])
+    assert jacot.ensemble_sizes(cfg) == {50: 100, 128: 100, 256: 100, 512: 100}
+    assert "proxy" not in jacot.fig1_proxy(cfg, "default") and "500, 1000" in jacot.fig1_proxy(
+        cfg, "default")
+    assert jacot.fig3_proxy(cfg, ImageSet("mnist", *[np.zeros((1, 2, 2))] * 4)) is None
+    assert "8x8 digits" in jacot.fig3_proxy(cfg, None) and "100 networks" in jacot.bias_proxy(cfg)
+    assert 0.0 < jacot.gauss_hermite_miss(grid, depth=3, beta=BETA) < 1e-2  # misses the kink
