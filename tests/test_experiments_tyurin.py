@@ -127,7 +127,7 @@ def test_table1_real_rows_on_real_shaped_sets():
     lines = text.splitlines()
     assert len(lines) == 2 + 10 and "planted" not in text  # 5 rows per real set
     assert "| 2778 |" in text and "| – |" in text  # the paper's balanced count; CIFAR has none
-    assert tyurin.table1_real_rows({"planted 6x4": Z["planted 6x4"]}, 50) == ""
+    assert "not reproduced" in tyurin.table1_real_rows({"planted 6x4": Z["planted 6x4"]}, 50)
 
 
 def test_certify_rejects_a_set_not_separable_without_intercept():
@@ -154,6 +154,9 @@ def test_worst_case_times_follow_the_closed_form():
     assert closed == [(3 * n + 2) // 10 + 1 for n in (37, 1000)] == [12, 301]
     assert times["Batch Perceptron"] == closed
     assert times["Normalized Batch Perceptron"] == [2, 2] and times["LR+GD, γ=100"][1] == 308
+    assert "301 iterations at n = 1000 (closed form 301)" in tyurin.worst_case_note(
+        [37, 1000], times, closed) and "[2] for every n" in tyurin.worst_case_note(
+        [37, 1000], times, closed)
 
 
 def test_two_point_study_matches_theorem_4_1():
@@ -162,6 +165,9 @@ def test_two_point_study_matches_theorem_4_1():
     f1 = 0.5 * (np.logaddexp(0, tp.gammas / 4) + np.logaddexp(0, -3.5 * tp.gammas))
     np.testing.assert_allclose(tp.loss[:, 1], f1, rtol=1e-12)
     np.testing.assert_allclose(tp.theta[1, 2] / 100, [1.0, 0.25], atol=1e-6)
+    Z2 = np.array([[1.0, -1.0], [1.0, 4.0]])  # the two points, by hand: margins of (1, 0.25)
+    assert tyurin.min_normalized_margin(Z2, [[1.0, 0.25], [2.0, 0.5]]) == pytest.approx(
+        0.75 / np.hypot(1.0, 0.25))
 
 
 def test_bound_ratios_are_observed_over_bound():
@@ -199,6 +205,9 @@ def test_scaled_loss_gap_within_the_closed_form_bound():
     np.testing.assert_allclose(gap, [np.mean(np.logaddexp(0, -s * np.abs(m))) / s for s in scales],
                                rtol=1e-10)
     assert np.all(gap >= 0) and np.all(gap <= np.log(2) / scales)
+    note = tyurin.scaled_loss_note(theta, Z, scales, gap)
+    assert f"{gap[2]:.2g} (bound ln 2 / s = 0.0069)" in note
+    assert f"{np.min(np.abs(m)):.2g} > 0" in note
 
 
 def test_perceptron_race_and_hygiene_and_anchor():
@@ -217,7 +226,7 @@ def test_plot_helpers_draw():
     sweeps = {"a": tyurin.step_size_sweep(Z["a"], GAMMAS, 200)}
     m = tyurin.sweep_measures(Z, sweeps, GAMMAS)
     red = {"a": pc.Reduction(5, np.array([0.1, 1e-12]), 0.01, np.array([5, 5]))}
-    ratio, _ = tyurin.bound_ratios(Z, {"a": pc.margin_certificate(Z["a"])})
+    ratio = {k: np.array([0.5]) for k in tyurin.BOUND_THEOREMS} | {"thm6.1": np.full((1, 4), 0.5)}
     figs = [tyurin.sweep_figure(Z, sweeps, GAMMAS, 200),
             tyurin.separation_figure(Z, sweeps, GAMMAS, 200, m.two_over_L),
             tyurin.reduction_figure(Z["a"], red, [1e2, 1e8], "a"),
@@ -229,5 +238,6 @@ def test_plot_helpers_draw():
     assert "1 of 1 balanced and 0 of 1 imbalanced" in tyurin.race_summary(
         [("0-1", "balanced", 3, 2), ("0-1", "imbalanced", 4, 5)])
     assert "T = 5" in tyurin.reduction_summary(red, [1e2, 1e8])
+    assert "thm6.1 0.5" in tyurin.bounds_summary(ratio, [("a", "thm3.3", 1, 2)])
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     matplotlib.pyplot.close("all")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import warnings
 from functools import partial
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import NamedTuple
 
 import jax
@@ -50,6 +51,8 @@ WORST_CASE_RUNS = {"Batch Perceptron": ("batch_perceptron", 1.0),
                    "Normalized LR+GD, γ=10": ("normalized_lr_gd", 10.0),
                    "Normalized LR+GD, γ=100": ("normalized_lr_gd", 100.0),
                    "LR+GD, γ=100": ("lr_gd", 100.0)}  # the Thm 5.1 sweep over n
+NORMALIZED_RUNS = ("Normalized Batch Perceptron", "Normalized LR+GD, γ=10",
+                   "Normalized LR+GD, γ=100")  # the runs Thm 5.1's normalized claim reads
 BOUND_GAMMAS = (0.1, 1.0, 10.0, 100.0)  # Thm 6.1 step sizes (those of Table 1)
 BOUND_THEOREMS = {"thm3.3": "Batch Perceptron iterations / (n R²/μ²)",
                   "thm5.2": "Perceptron updates / (R²/μ²)",
@@ -64,7 +67,7 @@ Data = dict[str, tuple[np.ndarray, np.ndarray]]
 # ---------------------------------------------------------------------------------------------
 
 
-def validate(cfg) -> None:
+def validate(cfg: SimpleNamespace) -> None:
     """Reject settings the notebook cannot run, before any compute.
 
     Args:
@@ -147,7 +150,7 @@ def real_datasets(real: dict, classes: Sequence[int], size: int, seed: int) -> D
     return out
 
 
-def build_datasets(cfg, seed: int, real: Data | None = None) -> Data:
+def build_datasets(cfg: SimpleNamespace, seed: int, real: Data | None = None) -> Data:
     """Every data set of the notebook: the paper's worst-case (Thm 5.1, n = 1000) and two-point
     (Thm 4.1) sets, the digit pairs and planted-margin sets of ``cfg`` (proxies), then ``real``.
 
@@ -287,7 +290,8 @@ def table1_real_rows(Z: dict[str, ArrayLike], max_steps: int) -> str:
       max_steps: horizon; a run not separated by then counts -1.
 
     Returns:
-      Markdown, one table row per (set, method, step); "" when no real set was read.
+      Markdown, one table row per (set, method, step); when no real set was read, a sentence
+      saying so.
     """
     rows = []
     for name, z in Z.items():
@@ -298,7 +302,10 @@ def table1_real_rows(Z: dict[str, ArrayLike], max_steps: int) -> str:
         paper = [p if name.startswith("FashionMNIST") else "–" for _, _, p in table]
         for (method, g, _), p, o in zip(table, paper, table1_counts(z, table, max_steps)):
             rows.append((name, method, f"{g:g}", p, o))
-    return markdown_table(["data set", "method", "step γ", "paper", "ours"], rows) if rows else ""
+    if not rows:
+        return ("No real image set was read (`real_data` off, or the files are not in "
+                "$PAPERLIB_DATA): Table 1's FashionMNIST rows are not reproduced in this run.")
+    return markdown_table(["data set", "method", "step γ", "paper", "ours"], rows)
 
 
 def worst_case_times(sizes: Sequence[int]) -> tuple[dict[str, list[int]], list[int]]:
@@ -319,6 +326,37 @@ def worst_case_times(sizes: Sequence[int]) -> tuple[dict[str, list[int]], list[i
         for label, (method, g) in WORST_CASE_RUNS.items():
             times[label].append(pc.steps_to_separate(Zn, method, 2 * (t_star + 20), g))
     return times, closed
+
+
+def bounds_summary(ratio: dict[str, np.ndarray], rows: Sequence[tuple]) -> str:
+    """The iteration-bound table of :func:`bound_ratios` and the largest observed/bound ratio per
+    theorem (Thms 3.3, 5.2, 5.3, 6.1).
+
+    Args:
+      ratio: ``{theorem: ratios}``; rows: the table rows, as :func:`bound_ratios` gives them.
+
+    Returns:
+      The Markdown text.
+    """
+    return (markdown_table(["dataset", "theorem", "observed", "bound"], rows)
+            + "\n\nLargest observed/bound ratio per theorem: "
+            + ", ".join(f"{k} {np.max(r):.3g}" for k, r in ratio.items()))
+
+
+def worst_case_note(sizes: Sequence[int], times: dict[str, list[int]],
+                    closed: Sequence[int]) -> str:
+    """Thm 5.1 in one sentence: the Batch Perceptron's time at the largest n against the closed
+    form, and the times of :data:`NORMALIZED_RUNS` over every n.
+
+    Args:
+      sizes, times, closed: as :func:`worst_case_times` takes and gives them.
+
+    Returns:
+      The Markdown sentence.
+    """
+    normalized = sorted({t for label in NORMALIZED_RUNS for t in times[label]})
+    return (f"Batch Perceptron: {times['Batch Perceptron'][-1]} iterations at n = {sizes[-1]} "
+            f"(closed form {closed[-1]}); the normalized methods: {normalized} for every n.")
 
 
 def worst_case_figure(sizes: Sequence[int], times: dict[str, list[int]],
@@ -369,6 +407,20 @@ def two_point_study(gammas: ArrayLike) -> TwoPoint:
     runs = [pc.lr_gd(Z2, g, 2, keep_path=True) for g in gammas]
     return TwoPoint(np.asarray(gammas, dtype=np.float64), np.array([r.path for r in runs]),
                     np.array([r.loss for r in runs]), np.array([r.grad_norm for r in runs]))
+
+
+def min_normalized_margin(Z: ArrayLike, thetas: ArrayLike) -> float:
+    """The smallest normalized margin min_i m_i(θ)/‖θ‖ over the samples and the iterates (Thm 4.1:
+    θ₂ separates for every γ when it is > 0).
+
+    Args:
+      Z: (n, d) signed samples; thetas: (G, d) iterates, one per step size.
+
+    Returns:
+      The minimum over the n x G margins.
+    """
+    thetas = np.asarray(thetas)
+    return float(np.min(np.asarray(Z) @ thetas.T / np.linalg.norm(thetas, axis=1)))
 
 
 def two_point_figure(tp: TwoPoint) -> plt.Figure:
@@ -707,7 +759,7 @@ def all_pairs_survey(gammas: Sequence[float], num_steps: int) -> str:
             "pairs, see R²/μ²) it never does.\n\n"
             + markdown_table(["pair", f"separation time (−1: not within {num_steps}) per γ "
                               f"{list(gammas)}", "loss rises above ln 2"], rows))
-def pad_datasets(Zs) -> tuple[jax.Array, jax.Array]:
+def pad_datasets(Zs: Sequence[ArrayLike]) -> tuple[jax.Array, jax.Array]:
     """Stack signed-sample matrices of equal d and different n, zero-padded to the largest n.
 
     Args:
@@ -750,7 +802,8 @@ def _masked_separation(Z, mask, gamma, num_steps):
     return t_sep, max_loss
 
 
-def padded_separation_sweep(Zs, gammas: ArrayLike, num_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def padded_separation_sweep(Zs: Sequence[ArrayLike], gammas: ArrayLike,
+                            num_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """For every data set and every γ: the LR+GD (Eq. (2), Sec. 4) separation time within
     ``num_steps`` and the largest loss before it, as ``pc.separation_time`` and
     ``pc.until_separation`` give on the unpadded trace. One compilation for all data sets (padding +
@@ -817,6 +870,24 @@ def scaled_loss_gap(theta: ArrayLike, Z: ArrayLike, scales: ArrayLike) -> np.nda
                      for s in scales])
 
 
+def scaled_loss_note(theta: ArrayLike, Z: ArrayLike, scales: ArrayLike, gap: ArrayLike) -> str:
+    """The Sec. 3 remark at s = 100: the difference against the bound ln 2 / s, and why it falls
+    faster than 1/s (the iterate's smallest |margin| is > 0).
+
+    Args:
+      theta: (d,) the iterate; Z: (n, d) signed samples; scales: (S,) scales, one near 100;
+      gap: (S,) :func:`scaled_loss_gap`.
+
+    Returns:
+      The Markdown sentence.
+    """
+    m_min = float(np.min(np.abs(pc.margins(theta, Z))))
+    at_100 = gap[int(np.argmin(abs(np.asarray(scales) - 100)))]
+    return (f"At s = 100 the difference is {at_100:.2g} (bound ln 2 / s = {np.log(2) / 100:.2g}); "
+            f"it falls faster than 1/s because the smallest |margin| of this iterate is "
+            f"{m_min:.2g} > 0.")
+
+
 def scaled_loss_figure(scales: ArrayLike, gap: ArrayLike, name: str) -> plt.Figure:
     """The Sec. 3 remark's difference against s, with the closed-form bound ln 2 / s.
 
@@ -855,6 +926,10 @@ def perceptron_race(pairs: Sequence[Sequence[int]], seed: int, max_steps: int = 
             rows.append((f"{a}-{b}", label, *(pc.steps_to_separate(Zi, m, max_steps) for m in
                                               ("batch_perceptron", "normalized_batch_perceptron"))))
     return rows
+
+
+RACE_PROXY = ("scikit-learn digit pairs (imbalanced: 10% of the second class kept, our choice) "
+              "stand in for the paper's image datasets")  # the Figs. 6/7 figure's proxy label
 
 
 def race_figure(rows: Sequence[tuple]) -> plt.Figure:
