@@ -453,8 +453,8 @@ def empirical_ntk(params: Params, x1: ArrayLike, x2: ArrayLike | None = None, be
     return theta
 
 
-def empirical_ntk_jacobian(params: Params, x1: ArrayLike, x2: ArrayLike | None = None, beta: float = 0.1,
-                           nonlin: str = "relu") -> jax.Array:
+def empirical_ntk_jacobian(params: Params, x1: ArrayLike, x2: ArrayLike | None = None,
+                           beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
     """The NTK of Section 4 by brute force: per-input gradients (vmapped autodiff) and J1 J2^T.
     Small widths only (it materialises N x P).
 
@@ -475,7 +475,8 @@ def empirical_ntk_jacobian(params: Params, x1: ArrayLike, x2: ArrayLike | None =
     return jac(x1) @ jac(x2).T
 
 
-def loss(params: Params, x: ArrayLike, y: ArrayLike, beta: float = 0.1, nonlin: str = "relu") -> jax.Array:
+def loss(params: Params, x: ArrayLike, y: ArrayLike, beta: float = 0.1,
+         nonlin: str = "relu") -> jax.Array:
     """The least-squares cost of Section 5, C = (1/2N) sum_i (f(x_i) - y_i)^2 (scalar output).
 
     Args:
@@ -784,8 +785,9 @@ def linearised_split(ntk_train: ArrayLike, ntk_test_train: ArrayLike, f0_train: 
     return LinearisedSplit(ntk_test_train @ (a @ y), f0_test - ntk_test_train @ (a @ f0_train))
 
 
-def fit_decay_rates(residuals: ArrayLike, eigenvectors: ArrayLike, lr: float, indices: Sequence[int],
-                    eigenvalues: ArrayLike, window: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+def fit_decay_rates(residuals: ArrayLike, eigenvectors: ArrayLike, lr: float,
+                    indices: Sequence[int], eigenvalues: ArrayLike,
+                    window: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """Per-unit-time decay rate of the training residual along eigenvector i: with
     p_i(k) = v_i . r_k, the GD rate is (1 - rho_i)/lr where rho_i is the least-squares per-step
     factor of log|p_i(k)/p_i(0)| over the steps with lr * lambda_i * k <= window (so each fit uses the

@@ -590,7 +590,8 @@ def spectra_summary(sp: Spectra) -> str:
     Returns:
       The text, one line each.
     """
-    lines = [f"ReLU L={L}: min/max eigenvalue {ev.min() / ev.max():.3e}" for L, ev in sp.relu.items()]
+    lines = [f"ReLU L={L}: min/max eigenvalue {ev.min() / ev.max():.3e}"
+             for L, ev in sp.relu.items()]
     return "\n".join(lines + [
         f"ReLU L=1 (no hidden layer): numerical rank {sp.relu_rank_l1}",
         f"aside, beta = 0, L = 2, ReLU: odd DFT coefficients k >= 3 / max: {sp.beta0_odd} "
@@ -973,7 +974,8 @@ def plot_fig3(run: Fig3, labels: np.ndarray, rates: PCRates, width: int,
     return fig
 
 
-def beta_gap(x: ArrayLike, betas: Sequence[float] = (0.1, 1.0), *, depth: int) -> dict[float, np.ndarray]:
+def beta_gap(x: ArrayLike, betas: Sequence[float] = (0.1, 1.0), *,
+             depth: int) -> dict[float, np.ndarray]:
     """Footnote 3: the gap between the first two kernel PCs for each bias scale.
 
     Args:
