@@ -974,9 +974,15 @@ def mlp_apply(layers: list, x: jax.Array) -> jax.Array:
     return x @ W + b
 
 
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+"""XLA options for a compile-bound top-level ``jax.jit`` (LLVM at -O0): the video proxy's training
+compiles in about half the CPU time (14 -> 8 s at smoke; 17 + 2.5 s run -> 9 + 6 s at default), and
+its losses agree to the last bit."""
+
+
 def fit(loss_fn: Callable, params: dict | list, key: jax.Array, num_steps: int, learning_rate: float):
     """Minimise ``loss_fn(params, key)`` with Adam, cosine-decayed from ``learning_rate`` to 0 over
-    ``num_steps`` (fresh key each step). Returns (params, losses).
+    ``num_steps`` (fresh key each step), the whole loop one ``lax.scan``.
 
     Args:
         loss_fn: (params, key) -> scalar loss; params: initial pytree; key: PRNG key;
