@@ -820,7 +820,7 @@ def _euler_riccati(M, v, dt, num_steps, obs_std):
 
 
 def euler_bridge_optimal_law(gammas: ArrayLike, omega: ArrayLike, theta: float, kind: str, dt: float,
-                             num_steps: int, obs_std: float):
+                             num_steps: int, obs_std: float) -> tuple[np.ndarray, np.ndarray]:
     """Posterior law of the Euler bridge under the best shared control (the LQR optimum of
     ``euler_bridge_optimum``): Z_{i+1} = (M - dt v G_i) Z_i + v dW_i is zero-mean Gaussian.
 
@@ -850,7 +850,7 @@ def euler_bridge_optimal_law(gammas: ArrayLike, omega: ArrayLike, theta: float, 
 
 
 def euler_bridge_optimum(gammas: ArrayLike, omega: ArrayLike, theta: float, kind: str, dt: float,
-                         num_steps: int, obs_std: float):
+                         num_steps: int, obs_std: float) -> tuple[float, np.ndarray]:
     """Best ELBO any shared control can reach in the Euler-discretised bridge, and the Euler prior's log p.
 
     Maximising E[log N(0; X_n, obs_std^2)] - E[sum 1/2 u_i^2 dt] over controls u_i(Z_i) is a discrete
@@ -980,7 +980,7 @@ compiles in about half the CPU time (14 -> 8 s at smoke; 17 + 2.5 s run -> 9 + 6
 its losses agree to the last bit."""
 
 
-def fit(loss_fn: Callable, params: dict | list, key: jax.Array, num_steps: int, learning_rate: float):
+def fit(loss_fn: Callable, params: dict | list, key: jax.Array, num_steps: int, learning_rate: float) -> tuple[dict | list, jax.Array]:
     """Minimise ``loss_fn(params, key)`` with Adam, cosine-decayed from ``learning_rate`` to 0 over
     ``num_steps`` (fresh key each step), the whole loop one ``lax.scan``.
 
@@ -1080,7 +1080,7 @@ def bridge_paths(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: in
     return jax.vmap(one)(jax.random.split(key, num_paths))
 
 
-def bridge_elbo_terms(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: int):
+def bridge_elbo_terms(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: int) -> tuple[jax.Array, jax.Array]:
     """Per-path log-likelihood log N(0; X(t_end), obs_std^2) and path KL; ELBO = loglik - KL.
 
     Args:
@@ -1107,7 +1107,7 @@ def bridge_log_likelihood(paths: Paths, setup: BridgeSetup) -> jax.Array:
 
 
 def train_bridge(key: jax.Array, setup: BridgeSetup, hidden: list[int], num_steps: int, batch: int,
-                 learning_rate: float):
+                 learning_rate: float) -> tuple[dict, jax.Array]:
     """Fit the control network by maximising the Monte-Carlo ELBO (official: Adam 1e-3, batch 32, 2000
     steps; ``learning_rate`` here is the start of a cosine decay). Returns (params, losses).
 
@@ -1125,7 +1125,7 @@ def train_bridge(key: jax.Array, setup: BridgeSetup, hidden: list[int], num_step
 
 
 def train_bridges(key: jax.Array, setup: BridgeSetup, omegas: ArrayLike, thetas: ArrayLike, hidden: list[int],
-                  num_steps: int, batch: int, learning_rate: float):
+                  num_steps: int, batch: int, learning_rate: float) -> tuple[dict, jax.Array]:
     """``train_bridge`` for several panels at once (Fig. 2): ``omegas`` (P, K), ``thetas`` (P,) on
     the grid and step of ``setup``, one independent key per panel, vmapped into one compiled loop.
     Returns (params with a leading panel axis, losses (P, num_steps)).
@@ -1152,7 +1152,7 @@ def _bridge_eval(params, key, omega, theta, static, num_paths):
     return paths.x[:, :, 0], bridge_log_likelihood(paths, setup) - paths.kl
 
 
-def bridge_posterior(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: int):
+def bridge_posterior(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: int) -> tuple[jax.Array, jax.Array]:
     """Posterior X-paths (num_paths, num_steps + 1) and per-path ELBO terms log-lik - KL of one
     trained panel (compiled once per static setup; omega and theta are traced).
 
@@ -1303,7 +1303,7 @@ def hurst_negative_elbo(params: dict, key: jax.Array, obs: jax.Array, setup: Hur
 
 
 def train_hurst(key: jax.Array, data: ArrayLike, setup: HurstSetup, hidden: list[int], num_steps: int,
-                batch: int, learning_rate: float):
+                batch: int, learning_rate: float) -> tuple[dict, jax.Array]:
     """Learn H, sigma and the amortised control on ``data`` (num_sequences, num_obs) with the ELBO.
 
     Returns (params, losses).
@@ -1338,7 +1338,7 @@ def _train_hurst(key, data, static, hidden, num_steps, batch, learning_rate):
 
 
 def train_hurst_runs(key: jax.Array, datas: ArrayLike, setup: HurstSetup, hidden: list[int], num_steps: int,
-                     batch: int, learning_rate: float):
+                     batch: int, learning_rate: float) -> tuple[dict, jax.Array]:
     """``train_hurst`` on R data sets at once (``datas``: (R, num_sequences, num_obs), e.g. true H x
     seeds), one independent key per run, vmapped into one compiled loop. Returns (params with a
     leading run axis, losses (R, num_steps)).

@@ -85,6 +85,9 @@ def video_init(key: jax.Array, setup: VideoSetup, num_pixels: int) -> dict:
 def hurst_of(params: dict, setup: VideoSetup) -> jax.Array:
     """The learned Hurst index H = sigmoid(h_raw) (Sec. 3.3); 0.5 for the Brownian model.
 
+    Args:
+        params: ``video_init`` parameters (not read for the Brownian model); setup: the model.
+
     Returns:
         A scalar array.
     """
@@ -108,7 +111,7 @@ def _context_at(g, t, frame_dt):
     return (1.0 - frac) * g[i] + frac * g[i + 1]
 
 
-def reconstruct(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup):
+def reconstruct(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Decode one clip along one posterior path of the latent SDE (Sec. 5.2, Eq. 12's terms).
 
     Args:
@@ -145,7 +148,7 @@ def reconstruct(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSet
     return recon, kl0, paths.kl
 
 
-def video_loss_terms(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup):
+def video_loss_terms(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The three terms of one clip's loss along one posterior path (as in the official code).
 
     Args:
@@ -173,7 +176,7 @@ def video_loss(params: dict, key: jax.Array, batch: jax.Array, setup: VideoSetup
 
 
 def train_video(key: jax.Array, videos: ArrayLike, setup: VideoSetup, num_steps: int, batch: int,
-                learning_rate: float):
+                learning_rate: float) -> tuple[dict, jax.Array]:
     """Fit the video model by Adam (cosine decay from ``learning_rate``) on random mini-batches.
 
     Args:

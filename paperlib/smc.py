@@ -694,6 +694,8 @@ def rollout(estimates: ArrayLike, k0: int, k: int | None = None) -> jax.Array:
 
 
 class LearningRun(NamedTuple):
+    """Score-ascent chains (Sec. 4): every iterate and the Polyak averages."""
+
     thetas: jax.Array  # (R, n_steps + 1, q): theta_0..theta_n for every chain
     polyak: jax.Array  # (R, q): average of theta_n over the second half of the run
 
@@ -885,6 +887,8 @@ def ar1_inclusive_kl_optimum(smoothed_means: ArrayLike, smoothed_covs: ArrayLike
 
 
 class KalmanResult(NamedTuple):
+    """Kalman filter output for T + 1 observations of a d-dimensional state."""
+
     filtered_means: jax.Array  # (T + 1, d)
     filtered_covs: jax.Array  # (T + 1, d, d)
     predicted_means: jax.Array  # (T + 1, d), m_{t|t-1} (m0 at t = 0)
@@ -893,6 +897,8 @@ class KalmanResult(NamedTuple):
 
 
 class SmootherResult(NamedTuple):
+    """RTS smoother output: smoothed moments and the log-likelihood (exact reference)."""
+
     means: jax.Array  # (T + 1, d): E[x_t | y_{0:T}]
     covs: jax.Array  # (T + 1, d, d): Cov(x_t | y_{0:T})
     cross_covs: jax.Array  # (T, d, d): Cov(x_t, x_{t+1} | y_{0:T})
@@ -1031,6 +1037,8 @@ def dense_gaussian_smoother(params: LGParams, ys: ArrayLike) -> SmootherResult:
 
 
 class GridSmoother(NamedTuple):
+    """Grid-quadrature forward-backward output (exact reference of a scalar-state model)."""
+
     estimate: jax.Array  # (p,): E[h_T(X_{0:T}) | y_{0:T}] by quadrature
     log_likelihood: jax.Array  # log p(y_{0:T}) by quadrature
 

@@ -150,7 +150,8 @@ def worst_perturbation_gain(rng: np.random.Generator, gammas: np.ndarray, cases:
     return worst
 
 
-def relative_errors_vs_K(Ks: list[int], Hs, kind: str, ratio: float, T: float):
+def relative_errors_vs_K(Ks: list[int], Hs: ArrayLike, kind: str, ratio: float,
+                         T: float) -> tuple[np.ndarray, np.ndarray]:
     """(len(Hs), len(Ks)) relative errors on nested grids of ratio ``ratio``: the optimum
     1 - b'A^{-1}b/c, and the paper's Riemann baseline E(omega_Riemann)/c (NaN at K = 1), in numpy
     (``fbm.omega_system_np``: no compile per grid size).
@@ -192,7 +193,7 @@ def printed_precision_deviation(values: ArrayLike, printed: ArrayLike, decimals:
 # ---------------------------------------------------------------------------------------------
 
 
-def second_moment_z(paths: ArrayLike, cov: ArrayLike):
+def second_moment_z(paths: ArrayLike, cov: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For zero-mean Gaussian paths (N, n): the empirical E[X_i X_j] on the upper triangle, the
     exact value from ``cov`` and the Gaussian s.e. sqrt((C_ij^2 + C_ii C_jj) / N) of each entry.
 
@@ -211,7 +212,7 @@ def second_moment_z(paths: ArrayLike, cov: ArrayLike):
 
 
 def mafbm_mc_paths(key: jax.Array, gammas: jax.Array, omega: jax.Array, kind: str, num_paths: int,
-                   dt: float, num_steps: int, every: int):
+                   dt: float, num_steps: int, every: int) -> tuple[np.ndarray, np.ndarray]:
     """MA-fBM at t = every*dt, 2 every*dt, ...: (exact OU-transition paths, Euler paths), each
     (num_paths, num_steps // every).
 
@@ -265,7 +266,7 @@ def bonferroni_z(num_tests: int, family_level: float = 0.01) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def timed(fn: Callable, repeats: int = 3):
+def timed(fn: Callable, repeats: int = 3) -> tuple[float, object]:
     """(seconds per call after one warm-up/compile call, last result), blocking on JAX results.
 
     Args:
@@ -300,7 +301,7 @@ def increment_autocov_error(paths: ArrayLike, H: float, scale: float) -> float:
 
 
 def bridge_forward_times(key: jax.Array, Ks: list[int], widths: list[int], gamma_max: float = 20.0,
-                         num_paths: int = 32):
+                         num_paths: int = 32) -> list[tuple]:
     """Seconds per forward pass of ``num_paths`` bridge paths (200 Euler steps) for each (width, K);
     K = 0 is Brownian motion. Returns [(width, K, seconds)].
 
@@ -332,7 +333,7 @@ def bridge_forward_times(key: jax.Array, Ks: list[int], widths: list[int], gamma
 # ---------------------------------------------------------------------------------------------
 
 
-def std_and_se(x: ArrayLike):
+def std_and_se(x: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Sample std over the rows of x (N, ...) per column, and its delta-method s.e.
     se(var) / (2 std).
 
@@ -361,7 +362,7 @@ def bridge_panels(
     dt: float = 0.01,
     horizon: int = 200,
     obs_std: float = 0.1,
-):
+) -> dict:
     """Train the control of every panel [H, theta] (type I, official bridge setup) and evaluate it.
 
     Returns {(H, theta): dict(elbo, se, logp, best, xs, std_emp, std_se, std_ma, std_opt, std_paper,
@@ -434,7 +435,7 @@ def hurst_experiment(
     num_sequences: int,
     num_obs: int,
     theta_data: float = 0.5,
-):
+) -> dict:
     """fOU data sets (exact Cholesky fBM, ``fbm.sample_fou_observations``) for every true H and
     seed, all R = len(hurst_values) * num_seeds ELBO runs in one vmapped loop, and the variogram
     estimate (lags 1, 2, noise-corrected) on the same observations. Returns a dict of
@@ -499,7 +500,7 @@ def video_experiment(
     batch: int,
     learning_rate: float,
     **setup_kw,
-):
+) -> dict:
     """Train each model (name -> K; K = 0 is Brownian motion) for ``num_seeds`` seeds (vmapped) on
     ``train_clips`` (N, T, pixels); reconstruct ``test_clips`` along one posterior path each.
     Returns {name: dict(losses (seeds, steps), recon of seed 0, mse per seed and its s.e. over
@@ -609,6 +610,9 @@ def validate(cfg: SimpleNamespace) -> None:
 def markdown_table(header: list[str], rows: list[list]) -> str:
     """A Markdown table: ``header`` (column titles) over ``rows`` (already formatted cells).
 
+    Args:
+        header: C column titles; rows: lists of C cells each (str() is applied).
+
     Returns:
         The table as one string.
     """
@@ -630,7 +634,7 @@ def omega_fixture_deviation(gammas: np.ndarray, fixtures: list) -> float:
                for kind, T, H, ref, dec in fixtures)
 
 
-def c3_rows(gammas: np.ndarray, hursts: list[float], T: float = 1.0):
+def c3_rows(gammas: np.ndarray, hursts: list[float], T: float = 1.0) -> tuple[list, list]:
     """Type-II relative errors of omega* and of the paper's Riemann baseline (brief's C3 table).
 
     Args:
@@ -646,8 +650,12 @@ def c3_rows(gammas: np.ndarray, hursts: list[float], T: float = 1.0):
     return eps, riem
 
 
-def error_vs_K(Ks: list[int], hursts: tuple, ratio: float = 4.0, T: float = 1.0):
-    """The error-vs-K sweep of both types on nested grids of ratio ``ratio``.
+def error_vs_K(Ks: list[int], hursts: tuple, ratio: float = 4.0,
+               T: float = 1.0) -> tuple[dict, dict, dict]:
+    """The error-vs-K sweep of both types on nested grids of ratio ``ratio`` (Prop. 5).
+
+    Args:
+        Ks: grid sizes; hursts: Hurst indices; ratio: grid ratio r; T: horizon.
 
     Returns:
         (eps, riem, resolution): eps[kind] and riem[kind] are (len(hursts), len(Ks)) arrays of
@@ -664,15 +672,30 @@ def error_vs_K(Ks: list[int], hursts: tuple, ratio: float = 4.0, T: float = 1.0)
 
 def table_ratios(eps: dict, Ks: list[int], hursts: tuple, table: dict,
                  table_Ks: tuple = (1, 2, 3, 5, 7, 9, 13)) -> list[float]:
-    """Ratios ours / printed for every entry of a printed eps_rel table {(kind, H): row over
-    ``table_Ks``} whose K was swept. Returns a list of floats."""
+    """Ratios ours / printed for every entry of a printed eps_rel table whose K was swept.
+
+    Args:
+        eps: ``error_vs_K``'s first output; Ks, hursts: its sweep; table: {(kind, H): printed row
+        over ``table_Ks``}; table_Ks: the K of the printed columns.
+
+    Returns:
+        The ratios, a list of floats (1: agreement).
+    """
     return [eps[k][list(hursts).index(H), Ks.index(K)] / x for (k, H), row in table.items()
             for K, x in zip(table_Ks, row) if K in Ks]
 
 
-def plot_error_vs_K(eps: dict, riem: dict, Ks: list[int], hursts: tuple, resolution: dict):
+def plot_error_vs_K(eps: dict, riem: dict, Ks: list[int], hursts: tuple,
+                    resolution: dict) -> tuple["matplotlib.figure.Figure", str]:
     """Figure of eps_rel vs K (optimal solid, Riemann dashed), a grey band where the scaled A is
-    singular to float64 rounding (ratio < 1e-14). Returns (figure, Markdown caption)."""
+    singular to float64 rounding (ratio < 1e-14).
+
+    Args:
+        eps, riem, resolution: ``error_vs_K``'s outputs; Ks, hursts: its sweep.
+
+    Returns:
+        (figure, Markdown caption).
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
@@ -702,15 +725,26 @@ def plot_error_vs_K(eps: dict, riem: dict, Ks: list[int], hursts: tuple, resolut
 
 def exact_covariance(ts: np.ndarray, H: float, kind: str) -> np.ndarray:
     """Exact fBM covariance on ``ts`` x ``ts``: type I in the paper's normalisation (V_H), type II
-    Riemann-Liouville. Returns (len(ts), len(ts))."""
+    Riemann-Liouville (Sec. 3).
+
+    Args:
+        ts: (n,) times; H: Hurst index; kind: ``"I"`` or ``"II"``.
+
+    Returns:
+        (n, n) covariance.
+    """
     if kind == "I":
         return np.asarray(fbm.fbm_covariance(ts[:, None], ts[None, :], H, fbm.variance_factor(H)))
     return fbm.rl_covariance(ts[:, None], ts[None, :], H)
 
 
-def covariance_deviations(ts: np.ndarray, rows: list, hursts: tuple = (0.3, 0.7)):
+def covariance_deviations(ts: np.ndarray, rows: list,
+                          hursts: tuple = (0.3, 0.7)) -> tuple[dict, dict]:
     """Analytic MA-fBM covariance against the exact one for every (K, gamma_max) of ``rows``, type
     and H (omega* solved in numpy: no compile per grid).
+
+    Args:
+        ts: (n,) times; rows: [(K, gamma_max)]; hursts: Hurst indices.
 
     Returns:
         (cov_ma, dev): dicts keyed by (K, kind, H) of the (n, n) MA-fBM covariance and of
@@ -728,7 +762,8 @@ def covariance_deviations(ts: np.ndarray, rows: list, hursts: tuple = (0.3, 0.7)
     return cov_ma, dev
 
 
-def mafbm_mc_check(keys: list, gammas: np.ndarray, cov_ma: dict, num_paths: int, H: float = 0.3):
+def mafbm_mc_check(keys: list, gammas: np.ndarray, cov_ma: dict, num_paths: int,
+                   H: float = 0.3) -> tuple[dict, dict]:
     """Monte Carlo of both MA-fBM samplers (exact transitions, Euler dt = 0.01) on t = 0.1..1.
 
     Args:
@@ -756,7 +791,15 @@ def anchor_second_moments(key: jax.Array, seed: int, H: float = 0.7, n: int = 64
                           num_paths: int = 4000) -> dict:
     """``second_moment_z`` of the ``fbm`` package's Cholesky sampler (anchor; numpy seeded with
     ``seed``) and of our Davies-Harte sampler against the exact unit fBM covariance on n points of
-    (0, 1]. Returns {name: (emp, ref, se)}, each over the n (n + 1) / 2 upper-triangle entries."""
+    (0, 1].
+
+    Args:
+        key: PRNG key (ours); seed: numpy seed (the package); H: Hurst index; n: grid points;
+        num_paths: paths per sampler.
+
+    Returns:
+        {name: (emp, ref, se)}, each (n (n + 1) / 2,) over the upper-triangle entries.
+    """
     import fbm as fbm_package
 
     np.random.seed(seed)
@@ -769,8 +812,15 @@ def anchor_second_moments(key: jax.Array, seed: int, H: float = 0.7, n: int = 64
     return {name: second_moment_z(P, exact) for name, P in paths.items()}
 
 
-def plot_covariance_error(ts: np.ndarray, cov_ma: dict, K: int = 5):
-    """Four heat maps of (C_MA - C) / max|C| (types I, II x H = 0.3, 0.7). Returns the figure."""
+def plot_covariance_error(ts: np.ndarray, cov_ma: dict, K: int = 5) -> "matplotlib.figure.Figure":
+    """Four heat maps of (C_MA - C) / max|C| (types I, II x H = 0.3, 0.7; Sec. 3).
+
+    Args:
+        ts: (n,) times; cov_ma: ``covariance_deviations``' first output; K: which grid size.
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2), constrained_layout=True)
@@ -787,7 +837,8 @@ def plot_covariance_error(ts: np.ndarray, cov_ma: dict, K: int = 5):
     return fig
 
 
-def hurst_gradient_check(gammas: np.ndarray, references: tuple, h: float = 1e-5):
+def hurst_gradient_check(gammas: np.ndarray, references: tuple,
+                         h: float = 1e-5) -> tuple[list, list]:
     """d sum(omega*)/dH by autodiff against central differences of step ``h``.
 
     Args:
@@ -810,14 +861,27 @@ def hurst_gradient_check(gammas: np.ndarray, references: tuple, h: float = 1e-5)
 
 
 def mean_se(a: ArrayLike) -> str:
-    """'mean ± s.e.' of the entries of ``a`` (s.e. = sample std / sqrt(size))."""
+    """'mean ± s.e.' of the entries of ``a`` (s.e. = sample std / sqrt(size)).
+
+    Args:
+        a: samples, any shape.
+
+    Returns:
+        The text, three decimals.
+    """
     a = np.asarray(a)
     return f"{a.mean():.3f} ± {a.std(ddof=1) / np.sqrt(a.size):.3f}"
 
 
-def plot_hurst(hurst: dict, H_true: np.ndarray, H_star: list, num_seeds: int):
+def plot_hurst(hurst: dict, H_true: np.ndarray, H_star: list, num_seeds: int) -> "matplotlib.figure.Figure":
     """Estimated against true H (ELBO-learned, variogram, H*) and seed 0's training curves.
-    Returns the figure."""
+
+    Args:
+        hurst: ``hurst_experiment`` output; H_true: (P,); H_star: P values; num_seeds: per H.
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -841,7 +905,11 @@ def plot_hurst(hurst: dict, H_true: np.ndarray, H_star: list, num_seeds: int):
 
 def bridge_references(gammas: np.ndarray, hursts: tuple = (0.3, 0.7),
                       dts: tuple = (0.01, 0.005, 0.002, 0.001)) -> list:
-    """Exact references of the theta = 0 bridge (type I, T_omega = 6, X(2) observed with std 0.1).
+    """Exact references of the theta = 0 bridge (type I, T_omega = 6, X(2) observed with std 0.1;
+    Fig. 2, Prop. 2).
+
+    Args:
+        gammas: (K,) speeds; hursts: Hurst indices; dts: Euler steps of the best-ELBO gaps.
 
     Returns:
         [(H, exact log p(obs), [log p - best Euler ELBO per dt], conditioned std of the closed-form
@@ -860,8 +928,15 @@ def bridge_references(gammas: np.ndarray, hursts: tuple = (0.3, 0.7),
     return rows
 
 
-def plot_bridge(bridge: dict, eval_paths: int):
-    """Fig. 2: posterior paths and the std bands of every panel. Returns the figure."""
+def plot_bridge(bridge: dict, eval_paths: int) -> "matplotlib.figure.Figure":
+    """Fig. 2: posterior paths and the std bands of every panel.
+
+    Args:
+        bridge: ``bridge_panels`` output; eval_paths: posterior paths behind the stds (legend).
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     ts = np.linspace(0.0, 2.0, 201)
@@ -889,7 +964,10 @@ def plot_bridge(bridge: dict, eval_paths: int):
 def girsanov_kl_rows(gammas: np.ndarray, c: float, T: float, H: float = 0.3,
                      ns: tuple = (10, 50, 200)) -> list:
     """KL of the Gaussian X-path laws under a constant control u = c against none, on grids of n
-    points of (0, T] (exact mean shift and MA-fBM covariance, no simulation).
+    points of (0, T] (exact mean shift and MA-fBM covariance, no simulation; Girsanov, Sec. 4).
+
+    Args:
+        gammas: (K,) speeds; c: control; T: horizon; H: Hurst index; ns: grid sizes.
 
     Returns:
         [(kind, n, KL)] for type II then type I, each n of ``ns``.
@@ -908,7 +986,14 @@ def girsanov_kl_rows(gammas: np.ndarray, c: float, T: float, H: float = 0.3,
 def euler_kl_accumulator(key: jax.Array, gammas: np.ndarray, c: float, T: float, H: float = 0.3,
                          dt: float = 0.005) -> float:
     """The Euler scan's path-KL state sum 1/2 u^2 dt under the constant control u = c on [0, T]
-    (type II, one latent). Returns the accumulated KL."""
+    (type II, one latent).
+
+    Args:
+        key: PRNG key; gammas: (K,) speeds; c: control; T: horizon; H: Hurst index; dt: step.
+
+    Returns:
+        The accumulated KL, a float.
+    """
     sim = fbm.euler_maruyama(key, jnp.zeros(1), jnp.zeros((1, len(gammas))), gammas,
                              fbm.optimal_omega(gammas, H, T, "II"), lambda t, x: 0 * x,
                              lambda t, x: jnp.ones_like(x), lambda t, x, y: c * jnp.ones(1),
@@ -950,8 +1035,12 @@ def sampler_speed_rows(keys: Iterator, gammas: np.ndarray, lengths: list[int], c
     return rows
 
 
-def video_clips(num_train: int, num_test: int, frames: int, canvas: int, seed: int):
+def video_clips(num_train: int, num_test: int, frames: int, canvas: int,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Moving-digit clips flattened to (N, frames, canvas^2): (training clips, test clips).
+
+    Args:
+        num_train, num_test: clips; frames: frames per clip; canvas: frame side; seed: data seed.
 
     Returns:
         (training clips (num_train, frames, canvas^2), test clips (num_test, frames, canvas^2)).
@@ -978,9 +1067,16 @@ def training_ratio(losses: np.ndarray, window: int) -> float:
     return float(np.max(np.where(finite, last / first, np.nan)))
 
 
-def plot_video(test_clips: np.ndarray, video: dict, canvas: int, window: int):
-    """A held-out clip, its BM and MA-fBM reconstructions, and the training curves. Returns the
-    figure."""
+def plot_video(test_clips: np.ndarray, video: dict, canvas: int, window: int) -> "matplotlib.figure.Figure":
+    """A held-out clip, its BM and MA-fBM reconstructions, and the training curves (Sec. 5.2 proxy).
+
+    Args:
+        test_clips: (M, T, canvas^2); video: ``video_experiment`` output; canvas: frame side;
+        window: moving-average window of the curves.
+
+    Returns:
+        The figure.
+    """
     import matplotlib.pyplot as plt
 
     show = min(test_clips.shape[1], 8)
@@ -1047,7 +1143,14 @@ def video_table(video: dict, baselines: dict, window: int) -> str:
 
 def covariance_table(ts: np.ndarray, cov_ma: dict, dev: dict) -> str:
     """Markdown: per (K, kind, H) of ``covariance_deviations`` the maximum relative deviation and
-    Var B(1) of MA-fBM against the exact value (Sec. 3)."""
+    Var B(1) of MA-fBM against the exact value (Sec. 3).
+
+    Args:
+        ts: (n,) times; cov_ma, dev: ``covariance_deviations``' outputs.
+
+    Returns:
+        The Markdown table.
+    """
     return markdown_table(
         ["K", "type", "H", "max\\|C−E\\|/max\\|E\\|", "Var(1) MA / exact"],
         [[K, k, H, f"{d:.4f}", f"{cov_ma[K, k, H][-1, -1]:.4f} / "
@@ -1057,7 +1160,14 @@ def covariance_table(ts: np.ndarray, cov_ma: dict, dev: dict) -> str:
 def bridge_table(bridge: dict) -> str:
     """Markdown: per Fig. 2 panel of ``bridge_panels`` the MC-ELBO ± s.e., the best Euler ELBO,
     the exact log p and the stds at t = 1 (empirical, MA-fBM conditioned, best Euler control, the
-    paper's band)."""
+    paper's band).
+
+    Args:
+        bridge: ``bridge_panels`` output.
+
+    Returns:
+        The Markdown table.
+    """
     return markdown_table(
         ["H", "θ", "MC-ELBO ± s.e.", "best Euler ELBO", "exact log p", "std(1): empirical ± s.e. "
          "/ MA-fBM conditioned / best Euler control / paper's band"],
@@ -1068,7 +1178,14 @@ def bridge_table(bridge: dict) -> str:
 
 def speed_tables(speed_rows: list, timing_rows: list) -> str:
     """Markdown: the sampler table of ``sampler_speed_rows`` (paths / s, error) and the forward
-    times of ``bridge_forward_times`` (Fig. 9 analogue)."""
+    times of ``bridge_forward_times`` (Fig. 9 analogue).
+
+    Args:
+        speed_rows: ``sampler_speed_rows`` output; timing_rows: ``bridge_forward_times`` output.
+
+    Returns:
+        The Markdown text.
+    """
     samplers = markdown_table(["n", "sampler", "paths / s", "increment-autocovariance error"],
                               [[n, s, f"{r:,.0f}", f"{e:.3f}"] for n, s, r, e in speed_rows])
     forward = markdown_table(
