@@ -276,3 +276,24 @@ def test_result_tables():
     assert ex.bridge_table({(0.3, 0.0): r}).count("\n") == 2
     text = ex.speed_tables([(16, "x", 10.0, 0.1)], [(32, 0, 0.01)])
     assert "| 32 | 0 (BM) | 10.0 |" in text and "| 16 | x | 10 | 0.100 |" in text
+
+
+def test_b_fixture_values_equal_the_brief_c2():
+    """One-speed b_1 against the brief's C2 values (independent float64 re-derivation)."""
+    np.testing.assert_allclose(ex.b_fixture_values(), [1.296022, 0.266989, 1.153611, 0.407938],
+                               atol=5e-7)
+
+
+def test_report_helpers():
+    assert "type I 2.50" in ex.mc_bias_note(3.5, 10, {"I": 2.5, "II": 1.0})
+    hurst = {"learned": np.array([[0.3, 0.4], [0.7, 0.6]]), "variogram": np.array([[0.25], [0.75]])}
+    H_star, slopes = ex.hurst_summary(hurst, np.array([0.25, 0.75]), None, 2, False)
+    assert np.all(np.isnan(H_star)) and slopes["variogram"] == pytest.approx([1.0])
+    np.testing.assert_allclose(slopes["learned"], [0.8, 0.4])  # sum (h - 1/2)(H - 1/2) / sum (H - 1/2)^2
+    assert ex.c3_table([0.1], [0.2], [0.3]).count("\n") == 3
+    assert "| I | 10 | 1.00000 |" in ex.kl_table([("I", 10, 0.5 * 1.3**2)], 1.3, 1.0)
+    assert "-1.2822" in ex.reference_table([(0.3, -1.28221, [0.1, 0.05], None)])
+    assert ex.gradient_table([["I", 6.0, 0.3, "1", "1", 1.0]]).count("\n") == 2
+    clips = np.zeros((4, 5, 400))
+    video = {"BM": dict(losses=np.ones((1, 10)), mse=np.ones(1), mse_se=np.ones(1), H=[0.5])}
+    assert "4 training / 4 test clips, 5 frames of 20²" in ex.video_report(video, clips, clips, 10, 1, 2)
