@@ -33,23 +33,16 @@ def test_blobs_are_standardised_with_k_balanced_labels():
     assert np.bincount(y).tolist() == [20, 20, 20]
 
 
-def test_train_gd_equals_hand_written_gradient_steps_per_seed():
-    sizes = (3, 4, 2)
-    X, y = (jnp.asarray(a) for a in sagun.blobs(2, 20, 3, 1.0, 0))
-    theta0 = rmt.init_mlp(jax.random.key(0), sizes)
-    thetas, losses = sagun.train_gd(jnp.stack([theta0, theta0]), jnp.stack([X, X]), jnp.stack([y, y]),
-                                    sizes, 0.3, 3)
-    want = theta0
-    for _ in range(3):
-        want = want - 0.3 * jax.grad(hs.mean_loss)(want, X, y, sizes)
-    np.testing.assert_allclose(thetas[1], want, rtol=1e-12)
-    assert losses[0] == pytest.approx(float(hs.mean_loss(want, X, y, sizes)), rel=1e-12)
-
-
-def test_sweep_spectra_are_the_eigenvalues_of_the_trained_networks():
+def test_train_gd_equals_hand_written_gradient_steps_and_sweep_spectra_are_eigh_of_its_network():
     cfg = SimpleNamespace(**{**vars(CFG), "seeds": 1})
     spectra = sagun.sweep(cfg, sagun.k_settings(cfg)[:1], jax.random.key(0))
     theta, X, y, sizes = sagun.network(cfg, spectra[0])
+    want = rmt.init_mlp(jax.random.fold_in(jax.random.key(0), 0), sizes)
+    grad = jax.jit(jax.grad(hs.mean_loss), static_argnums=3)
+    for _ in range(cfg.steps):
+        want = want - cfg.lr * grad(want, X, y, sizes)
+    np.testing.assert_allclose(theta, want, rtol=1e-10)
+    assert spectra[0].loss == pytest.approx(float(hs.mean_loss(want, X, y, sizes)), rel=1e-10)
     H = hs.exact_hessian(theta, X, y, sizes)
     np.testing.assert_allclose(spectra[0].eig_H, np.linalg.eigvalsh(H)[::-1], atol=1e-12)
     assert spectra[0].P == rmt.mlp_num_params(sizes)
