@@ -20,7 +20,8 @@ CFG = SimpleNamespace(seeds=2, n_samples=40, dim=3, ks=[2, 3], width=8, widths=[
 
 def test_validate_refuses_what_the_ranges_cannot_express():
     for bad in [dict(ks=[3, 2]), dict(widths=[8]), dict(stds=[2.0, 2.0]), dict(window=200),
-                dict(window=3), dict(sb_batch=50), dict(lanczos_steps=10**6)]:
+                dict(window=3), dict(sb_batch=50), dict(lanczos_steps=10**6),
+                dict(lanczos_steps=3)]:
         with pytest.raises(ValueError):
             sagun.validate(SimpleNamespace(**{**vars(CFG), **bad}))
     sagun.validate(CFG)

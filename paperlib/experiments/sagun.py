@@ -35,11 +35,13 @@ def validate(cfg: SimpleNamespace) -> None:
             raise ValueError(f"{name} must list >= 2 strictly increasing values, got {values}")
     if min(cfg.ks) < 2:
         raise ValueError(f"ks: need at least 2 clusters, got {cfg.ks}")
-    smallest = rmt.mlp_num_params((cfg.dim, min(cfg.widths + [cfg.width]), min(cfg.ks)))
+    smallest = rmt.mlp_num_params((cfg.dim, min(cfg.widths + [cfg.width]), min(cfg.ks + [cfg.k_fixed])))
     if cfg.window >= smallest:
         raise ValueError(f"window={cfg.window} must be below the smallest network's P={smallest}")
     if cfg.window <= max(cfg.ks):
         raise ValueError(f"window={cfg.window} must exceed the largest k={max(cfg.ks)}")
+    if cfg.lanczos_steps <= max(cfg.ks):
+        raise ValueError(f"lanczos_steps={cfg.lanczos_steps} must exceed the largest k={max(cfg.ks)}")
     if not cfg.sb_batch < cfg.n_digits:
         raise ValueError(f"sb_batch={cfg.sb_batch} must be below n_digits={cfg.n_digits}")
     if cfg.lanczos_steps > rmt.mlp_num_params((64, cfg.digits_width, 10)):
