@@ -76,10 +76,7 @@ def residual_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
     (``stop_gradient``), whose Hessian is exactly R.
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`mean_loss`.
 
     Returns:
       A function (P,) -> (P,).
@@ -95,10 +92,7 @@ def hessian_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
     """v -> H v, forward-over-reverse differentiation of :func:`mean_loss` (:func:`paperlib.linalg.hvp`).
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`mean_loss`.
 
     Returns:
       A function (P,) -> (P,).
@@ -111,10 +105,7 @@ def ggn_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
     """v -> G v on the whole training set: :func:`paperlib.rmt.batch_ggn_matvec` with an all-ones mask.
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`mean_loss`.
 
     Returns:
       A function (P,) -> (P,).
@@ -153,10 +144,7 @@ def exact_hessian(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[
     """The (P, P) Hessian by ``jax.hessian`` of the flat-parameter loss (small P: all P tangents at once).
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`mean_loss`.
 
     Returns:
       (P, P) Hessian.
@@ -238,10 +226,7 @@ def top_eigenvalues_lanczos(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes:
     check of the dense ``eigh`` route and the method that scales past ~30k parameters.
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`mean_loss`.
       key: PRNG key of the Gaussian start vector.
       num_steps: Lanczos steps in [k, P].
       k: eigenvalues returned.
