@@ -638,25 +638,29 @@ def _opt_init(theta):
     return OptState(jnp.zeros_like(theta), jnp.zeros_like(theta), jnp.zeros((), jnp.int32))
 
 
-def _opt_update(optimizer: str, theta, g, state: OptState, lr, momentum=0.0,
+def _opt_update(is_adam, theta, g, state: OptState, lr, momentum=0.0,
                 betas=(0.9, 0.999), eps=1e-8):
-    """One step of 'sgd' (heavy ball v <- momentum v - lr g) or 'adam' (Kingma & Ba, bias-corrected)."""
+    """One step of heavy-ball SGD (v <- momentum v - lr g) or, where ``is_adam``, Adam (Kingma & Ba,
+    bias-corrected). Both are computed and one is selected, so the flag may be traced: SGD and Adam
+    runs share one compile and can be vmapped together."""
     t = state.t + 1
-    if optimizer == "sgd":
-        m = momentum * state.m - lr * g
-        return theta + m, OptState(m, state.v, t)
+    m_sgd = momentum * state.m - lr * g
     m = betas[0] * state.m + (1 - betas[0]) * g
     v = betas[1] * state.v + (1 - betas[1]) * g**2
     mhat, vhat = m / (1 - betas[0] ** t), v / (1 - betas[1] ** t)
-    return theta - lr * mhat / (jnp.sqrt(vhat) + eps), OptState(m, v, t)
+    adam = theta - lr * mhat / (jnp.sqrt(vhat) + eps)
+    pick = lambda a, b: jnp.where(is_adam, a, b)
+    return pick(adam, theta + m_sgd), OptState(pick(m, m_sgd), pick(v, state.v), t)
 
 
-def _check_optimizer(optimizer):
+def _adam_flag(optimizer: str) -> bool:
+    """True for 'adam', False for 'sgd' (the flag of _opt_update); anything else raises."""
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    return optimizer == "adam"
 
 
-def _loss_after_steps(optimizer, theta0, X, y, sizes, batch_size, lr, key, num_steps, max_batch):
+def _loss_after_steps(is_adam, theta0, X, y, sizes, batch_size, lr, key, num_steps, max_batch):
     """Full-data loss after ``num_steps`` steps with batches of ``batch_size`` (<= max_batch) drawn
     without replacement each step; the batch is the first B of a random permutation (masked), so B can
     be traced and vmapped."""
@@ -667,13 +671,12 @@ def _loss_after_steps(optimizer, theta0, X, y, sizes, batch_size, lr, key, num_s
         theta, state = carry
         idx = jax.random.permutation(k, N)[:max_batch]
         g = jax.grad(lambda t: jnp.sum(mask * per_sample_loss(t, X[idx], y[idx], sizes)) / batch_size)(theta)
-        return _opt_update(optimizer, theta, g, state, lr), None
+        return _opt_update(is_adam, theta, g, state, lr), None
 
     (theta, _), _ = lax.scan(step, (theta0, _opt_init(theta0)), jax.random.split(key, num_steps))
     return jnp.mean(per_sample_loss(theta, X, y, sizes))
 
 
-@partial(jax.jit, static_argnames=("optimizer", "sizes", "num_steps", "max_batch", "bisection_steps"))
 def max_stable_lr(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array,
                   sizes: Sequence[int], batch_sizes: jax.Array, keys: jax.Array, num_steps: int,
                   max_batch: int, lr_bracket: tuple[float, float], bisection_steps: int,
@@ -700,8 +703,15 @@ def max_stable_lr(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array,
       (lo, hi), each (S, nB): lo did not diverge, hi did (lo == bracket[0] or hi == bracket[1]
       flags a bad bracket).
     """
-    _check_optimizer(optimizer)
-    run = lambda B, lr, k: _loss_after_steps(optimizer, theta0, X, y, sizes, B, lr, k, num_steps, max_batch)
+    return _max_stable_lr(_adam_flag(optimizer), theta0, X, y, sizes, batch_sizes, keys, num_steps,
+                          max_batch, lr_bracket, bisection_steps, loss_ceiling)
+
+
+@partial(jax.jit, static_argnames=("sizes", "num_steps", "max_batch", "bisection_steps"))
+def _max_stable_lr(is_adam, theta0, X, y, sizes, batch_sizes, keys, num_steps, max_batch, lr_bracket,
+                   bisection_steps, loss_ceiling):
+    """max_stable_lr with the optimizer a traced flag (one compile for SGD and Adam)."""
+    run = lambda B, lr, k: _loss_after_steps(is_adam, theta0, X, y, sizes, B, lr, k, num_steps, max_batch)
     grid_run = jax.vmap(jax.vmap(run, in_axes=(0, 0, None)), in_axes=(None, 0, 0))
     shape = (keys.shape[0], batch_sizes.shape[0])
     lo, hi = jnp.full(shape, lr_bracket[0], float), jnp.full(shape, lr_bracket[1], float)
@@ -730,8 +740,6 @@ def linear_decay_factor(progress: ArrayLike) -> jax.Array:
     return jnp.interp(progress, jnp.array([0.0, 0.5, 0.9, 1.0]), jnp.array([1.0, 1.0, 0.01, 0.01]))
 
 
-@partial(jax.jit,
-         static_argnames=("optimizer", "sizes", "batch_size", "epochs", "decay", "logits"))
 def train(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[int],
           batch_size: int, epochs: int, lr: ArrayLike, key: jax.Array, momentum: ArrayLike = 0.0,
           decay: bool = False, logits: Callable = mlp_logits) -> jax.Array:
@@ -757,19 +765,33 @@ def train(optimizer: str, theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: 
     Returns:
       (P,) final parameters.
     """
-    _check_optimizer(optimizer)
+    return train_flagged(_adam_flag(optimizer), theta0, X, y, sizes, batch_size, epochs, lr, key,
+                         momentum, decay, logits)
+
+
+@partial(jax.jit, static_argnames=("sizes", "batch_size", "epochs", "decay", "logits"))
+def train_flagged(is_adam: ArrayLike, theta0: jax.Array, X: ArrayLike, y: jax.Array,
+                  sizes: Sequence[int], batch_size: int, epochs: int, lr: ArrayLike,
+                  key: jax.Array, momentum: ArrayLike = 0.0, decay: bool = False,
+                  logits: Callable = mlp_logits) -> jax.Array:
+    """``train`` with the optimizer given as a flag that may be traced (True: Adam, False: SGD).
+
+    One compile serves both optimizers, and SGD and Adam runs can be vmapped together (Sec. 5's
+    scaling-rule grid). Arguments and result as in ``train``, with ``is_adam`` a boolean scalar
+    in place of ``optimizer``.
+    """
     total = epochs * (X.shape[0] // batch_size)
     lr_at = (lambda t: lr * linear_decay_factor(t.astype(theta0.dtype) / total)) if decay else (lambda t: lr)
 
     def epoch(carry, k):
-        return _run_epoch(optimizer, carry, k, X, y, sizes, batch_size, lr_at, momentum,
+        return _run_epoch(is_adam, carry, k, X, y, sizes, batch_size, lr_at, momentum,
                           logits), None
 
     (theta, _), _ = lax.scan(epoch, (theta0, _opt_init(theta0)), jax.random.split(key, epochs))
     return theta
 
 
-def _run_epoch(optimizer: str, carry, key, X, y, sizes, batch_size: int, lr_at, momentum,
+def _run_epoch(is_adam, carry, key, X, y, sizes, batch_size: int, lr_at, momentum,
                logits=mlp_logits):
     """One pass over a ``key``-shuffled data set in floor(N/B) mini-batch steps from carry = (theta,
     OptState); ``lr_at(t)`` is the step size at optimizer step count t. Returns the new carry."""
@@ -779,7 +801,7 @@ def _run_epoch(optimizer: str, carry, key, X, y, sizes, batch_size: int, lr_at, 
     def step(carry, idx):
         theta, state = carry
         g = jax.grad(lambda t: jnp.mean(cross_entropy(logits(t, X[idx], sizes), y[idx])))(theta)
-        new = _opt_update(optimizer, theta, g, state, lr_at(state.t), momentum)
+        new = _opt_update(is_adam, theta, g, state, lr_at(state.t), momentum)
         return jax.tree.map(lambda a, b: a.astype(b.dtype), new, carry), None  # keep float32
 
     batches = jax.random.permutation(key, N)[:steps * batch_size].reshape(steps, batch_size)
@@ -866,12 +888,23 @@ def learner_from_ritz(nodes: jax.Array, weights: jax.Array, drop_weight_above: f
     Returns:
       ``LearnedHyper`` (L, mu, lr, momentum), scalars.
     """
+    return _learner_from_ritz(nodes, weights, drop_weight_above, _rule_index(rule))
+
+
+def _rule_index(rule: str) -> int:
+    """Position of ``rule`` in LEARNER_RULES (a traced rule index shares one compile)."""
     if rule not in LEARNER_RULES:
         raise ValueError(f"unknown learner rule {rule!r}; expected one of {sorted(LEARNER_RULES)}")
+    return list(LEARNER_RULES).index(rule)
+
+
+def _learner_from_ritz(nodes, weights, drop_weight_above, rule_index) -> LearnedHyper:
+    """learner_from_ritz with the rule as a (possibly traced) index into LEARNER_RULES."""
     mags = jnp.abs(nodes)
     L = jnp.max(mags)
     mu = jnp.min(jnp.where(weights <= drop_weight_above, mags, jnp.inf))
-    lr, momentum = LEARNER_RULES[rule](L, mu)
+    lr, momentum = lax.switch(rule_index, [lambda a, b, f=f: f(a, b) for f in LEARNER_RULES.values()],
+                              L, mu)
     return LearnedHyper(L, mu, lr, momentum)
 
 
@@ -889,8 +922,13 @@ def lanczos_learner(matvec: Callable[[jax.Array], jax.Array], v0: jax.Array, num
     Returns:
       ``LearnedHyper`` scalars.
     """
+    return _lanczos_learner(matvec, v0, num_steps, drop_weight_above, _rule_index(rule))
+
+
+def _lanczos_learner(matvec, v0, num_steps, drop_weight_above, rule_index) -> LearnedHyper:
+    """lanczos_learner with the rule as a (possibly traced) index into LEARNER_RULES."""
     r = linalg.ritz(linalg.lanczos(matvec, v0, num_steps))
-    return learner_from_ritz(r.nodes, r.weights, drop_weight_above, rule)
+    return _learner_from_ritz(r.nodes, r.weights, drop_weight_above, rule_index)
 
 
 class LearnerRun(NamedTuple):
@@ -905,7 +943,6 @@ def _gathered_hessian_matvec(theta, X, y, idx, sizes):
     return lambda v: linalg.hvp(lambda t: jnp.mean(per_sample_loss(t, X[idx], y[idx], sizes)), theta, v)
 
 
-@partial(jax.jit, static_argnames=("sizes", "batch_size", "epochs", "curvature_batch", "lanczos_steps", "rule"))
 def train_with_learner(theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[int],
                        batch_size: int, epochs: int, key: jax.Array, curvature_batch: int,
                        lanczos_steps: int, drop_weight_above: float = 0.5,
@@ -932,6 +969,14 @@ def train_with_learner(theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: Seq
     Returns:
       ``LearnerRun``: final theta (P,), per-epoch hypers, losses and train-batch tops (epochs,).
     """
+    return _train_with_learner(theta0, X, y, sizes, batch_size, epochs, key, curvature_batch,
+                               lanczos_steps, drop_weight_above, _rule_index(rule))
+
+
+@partial(jax.jit, static_argnames=("sizes", "batch_size", "epochs", "curvature_batch", "lanczos_steps"))
+def _train_with_learner(theta0, X, y, sizes, batch_size, epochs, key, curvature_batch, lanczos_steps,
+                        drop_weight_above, rule_index) -> LearnerRun:
+    """train_with_learner with the rule a traced index (one compile serves every rule)."""
     N = X.shape[0]
 
     def epoch(carry, k):
@@ -939,12 +984,12 @@ def train_with_learner(theta0: jax.Array, X: ArrayLike, y: jax.Array, sizes: Seq
         k_curv, k_v0, k_perm, k_diag = jax.random.split(k, 4)
         v0 = jax.random.normal(k_v0, theta.shape)
         curv = jax.random.permutation(k_curv, N)[:curvature_batch]
-        hyper = lanczos_learner(_gathered_hessian_matvec(theta, X, y, curv, sizes), v0, lanczos_steps,
-                                drop_weight_above, rule)
+        hyper = _lanczos_learner(_gathered_hessian_matvec(theta, X, y, curv, sizes), v0, lanczos_steps,
+                                 drop_weight_above, rule_index)
         diag = jax.random.permutation(k_diag, N)[:batch_size]
         train_top = linalg.ritz(linalg.lanczos(_gathered_hessian_matvec(theta, X, y, diag, sizes), v0,
                                                lanczos_steps)).nodes[-1]
-        theta, state = _run_epoch("sgd", (theta, state), k_perm, X, y, sizes, batch_size, lambda t: hyper.lr,
+        theta, state = _run_epoch(False, (theta, state), k_perm, X, y, sizes, batch_size, lambda t: hyper.lr,
                                   hyper.momentum)
         return (theta, state), (hyper, jnp.mean(per_sample_loss(theta, X, y, sizes)), train_top)
 

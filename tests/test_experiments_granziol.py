@@ -89,15 +89,19 @@ def test_train_folds_rule_table_and_evaluate_equal_single_runs():
     Xt, yt = _data(seed=1, n=8, folds=2)
     th0s = jax.vmap(lambda k: rmt.init_mlp(k, SIZES))(jax.random.split(jax.random.PRNGKey(7), 2))
     keys = jax.random.split(jax.random.PRNGKey(8), 2)
-    table = gx.rule_table("sgd", [0.1, 0.2], [2, 8], th0s, (X, y, Xt, yt), keys, SIZES, 2)
-    for rule, factor in (("linear", 4.0), ("sqrt", 2.0)):
-        for k, base in enumerate((0.1, 0.2)):
-            for f in range(2):
-                for b, (B, lr) in enumerate(((2, base), (8, base * factor))):
-                    th = rmt.train("sgd", th0s[f], X[f], y[f], SIZES, B, 2, lr, keys[f], decay=True)
-                    ref = 100 * float(rmt.accuracy(th, Xt[f], yt[f], SIZES))
-                    assert table[rule][k, b, f] == pytest.approx(ref, abs=1e-9)
-    thetas = gx.train_folds("sgd", 2, [0.1], th0s, X, y, keys, SIZES, 2)
+    table = gx.rule_table({"sgd": [0.1, 0.2], "adam": [0.01]}, [2, 8], th0s, (X, y, Xt, yt), keys,
+                          SIZES, 2)
+    assert table["sgd"]["linear"].shape == (2, 2, 2) and table["adam"]["sqrt"].shape == (1, 2, 2)
+    # single runs (one rmt.train each) for a sample of the grid: (optimizer, rule, base index, fold)
+    for opt, rule, k, f, base in (("sgd", "linear", 1, 1, 0.2), ("sgd", "sqrt", 0, 0, 0.1),
+                                  ("adam", "sqrt", 0, 1, 0.01), ("adam", "linear", 0, 0, 0.01)):
+        for b, (B, lr) in enumerate(((2, base), (8, base * {"linear": 4.0, "sqrt": 2.0}[rule]))):
+            th = rmt.train(opt, th0s[f], X[f], y[f], SIZES, B, 2, lr, keys[f], decay=True)
+            ref = 100 * float(rmt.accuracy(th, Xt[f], yt[f], SIZES))
+            assert table[opt][rule][k, b, f] == pytest.approx(ref, abs=1e-9)
+    thetas = gx.train_folds(["sgd", "adam"], 2, [0.1, 0.01], th0s, X, y, keys, SIZES, 2)
+    np.testing.assert_allclose(thetas[1, 0], rmt.train("adam", th0s[0], X[0], y[0], SIZES, 2, 2,
+                                                       0.01, keys[0], decay=True), rtol=1e-12)
     _, ce = gx.evaluate(thetas, Xt, yt, SIZES)
     ref = float(jnp.mean(rmt.per_sample_loss(thetas[0, 1], Xt[1], yt[1], SIZES)))
     assert ce[0, 1] == pytest.approx(ref, rel=1e-10)
@@ -108,13 +112,15 @@ def test_validated_base_picks_the_lowest_validation_loss():
     Xv, yv = _data(seed=2, n=8, folds=2)
     th0s = jax.vmap(lambda k: rmt.init_mlp(k, SIZES))(jax.random.split(jax.random.PRNGKey(9), 2))
     keys = jax.random.split(jax.random.PRNGKey(10), 2)
-    grid = np.array([1e-3, 0.3, 1e3])
-    k, ce = gx.validated_base("sgd", grid, th0s, (X, y), (Xv, yv), keys, SIZES, 3, batch_size=4)
-    thetas = gx.train_folds("sgd", 4, grid, th0s, X, y, keys, SIZES, 3)
-    ref = np.array([[float(jnp.mean(rmt.per_sample_loss(thetas[i, f], Xv[f], yv[f], SIZES)))
-                     for f in range(2)] for i in range(3)])
-    ref = np.where(np.isfinite(ref), ref, np.inf).mean(1)
-    assert k == int(np.argmin(ref))
+    grid = {"sgd": np.array([1e-3, 0.3, 1e3]), "adam": np.array([1e-4, 0.03])}
+    got = gx.validated_base(grid, th0s, (X, y), (Xv, yv), keys, SIZES, 3, batch_size=4)
+    for opt, lrs in grid.items():
+        ref = np.array([[float(jnp.mean(rmt.per_sample_loss(
+            rmt.train(opt, th0s[f], X[f], y[f], SIZES, 4, 3, lr, keys[f], decay=True), Xv[f], yv[f],
+            SIZES))) for f in range(2)] for lr in lrs])
+        ref = np.where(np.isfinite(ref), ref, np.inf).mean(1)
+        assert got[opt][0] == int(np.argmin(ref))
+        np.testing.assert_allclose(got[opt][1], ref, rtol=1e-8)
 
 
 def test_exact_extremes_and_learner_vs_polyak_with_a_full_krylov_space():
@@ -163,16 +169,16 @@ def test_learner_seed_runs_match_a_direct_run():
 def _cfg(**over):
     from types import SimpleNamespace
 
-    base = dict(hidden=[8], slq_hidden=[8], wigner_batch_sizes=[1, 2, 4, 8, 16, 32], wigner_N=100,
+    base = dict(hidden=[8], slq_hidden=[8], synthetic_batch_sizes=[1, 2, 4, 8, 16, 32], wigner_N=100,
                 curvature_batch_sizes=[1, 16], lr_batch_sizes=[4], density_batch_sizes=[0, 8],
-                slq_steps=50, density_steps=50)
+                density_steps=50)
     return SimpleNamespace(**{**base, **over})
 
 
 def test_validate_rejects_inconsistent_settings_before_compute():
     gx.validate(_cfg())
-    for bad in (dict(wigner_batch_sizes=[1, 2, 4]), dict(wigner_N=20), dict(lr_batch_sizes=[2000]),
-                dict(density_batch_sizes=[1500]), dict(slq_hidden=[80]), dict(slq_steps=1000),
+    for bad in (dict(synthetic_batch_sizes=[1, 2, 4]), dict(wigner_N=20), dict(lr_batch_sizes=[2000]),
+                dict(density_batch_sizes=[1500]), dict(slq_hidden=[80]), dict(slq_hidden=[1]),
                 dict(density_steps=10**4)):
         with pytest.raises(ValueError):
             gx.validate(_cfg(**bad))
