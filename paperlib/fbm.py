@@ -980,7 +980,8 @@ compiles in about half the CPU time (14 -> 8 s at smoke; 17 + 2.5 s run -> 9 + 6
 its losses agree to the last bit."""
 
 
-def fit(loss_fn: Callable, params: dict | list, key: jax.Array, num_steps: int, learning_rate: float) -> tuple[dict | list, jax.Array]:
+def fit(loss_fn: Callable, params: dict | list, key: jax.Array, num_steps: int,
+        learning_rate: float) -> tuple[dict | list, jax.Array]:
     """Minimise ``loss_fn(params, key)`` with Adam, cosine-decayed from ``learning_rate`` to 0 over
     ``num_steps`` (fresh key each step), the whole loop one ``lax.scan``.
 
@@ -1080,7 +1081,8 @@ def bridge_paths(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: in
     return jax.vmap(one)(jax.random.split(key, num_paths))
 
 
-def bridge_elbo_terms(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: int) -> tuple[jax.Array, jax.Array]:
+def bridge_elbo_terms(params: dict, key: jax.Array, setup: BridgeSetup,
+                      num_paths: int) -> tuple[jax.Array, jax.Array]:
     """Per-path log-likelihood log N(0; X(t_end), obs_std^2) and path KL; ELBO = loglik - KL.
 
     Args:
@@ -1152,7 +1154,8 @@ def _bridge_eval(params, key, omega, theta, static, num_paths):
     return paths.x[:, :, 0], bridge_log_likelihood(paths, setup) - paths.kl
 
 
-def bridge_posterior(params: dict, key: jax.Array, setup: BridgeSetup, num_paths: int) -> tuple[jax.Array, jax.Array]:
+def bridge_posterior(params: dict, key: jax.Array, setup: BridgeSetup,
+                     num_paths: int) -> tuple[jax.Array, jax.Array]:
     """Posterior X-paths (num_paths, num_steps + 1) and per-path ELBO terms log-lik - KL of one
     trained panel (compiled once per static setup; omega and theta are traced).
 

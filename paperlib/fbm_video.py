@@ -111,7 +111,8 @@ def _context_at(g, t, frame_dt):
     return (1.0 - frac) * g[i] + frac * g[i + 1]
 
 
-def reconstruct(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup) -> tuple[jax.Array, jax.Array, jax.Array]:
+def reconstruct(params: dict, key: jax.Array, frames: jax.Array,
+                setup: VideoSetup) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Decode one clip along one posterior path of the latent SDE (Sec. 5.2, Eq. 12's terms).
 
     Args:
@@ -148,7 +149,8 @@ def reconstruct(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSet
     return recon, kl0, paths.kl
 
 
-def video_loss_terms(params: dict, key: jax.Array, frames: jax.Array, setup: VideoSetup) -> tuple[jax.Array, jax.Array, jax.Array]:
+def video_loss_terms(params: dict, key: jax.Array, frames: jax.Array,
+                     setup: VideoSetup) -> tuple[jax.Array, jax.Array, jax.Array]:
     """The three terms of one clip's loss along one posterior path (as in the official code).
 
     Args:
