@@ -488,6 +488,8 @@ def random_subset_masks(key: jax.Array, N: int, batch_sizes: Sequence[int],
 
 
 class BatchExtremes(NamedTuple):
+    """Extreme Ritz values of batch curvature matrices (batch_extremes), each of the masks' batch shape."""
+
     top: jax.Array  # largest Ritz value
     bottom: jax.Array  # smallest Ritz value
     rayleigh: jax.Array  # v0^T A v0 / ||v0||^2 (first Lanczos coefficient)
@@ -629,6 +631,8 @@ def isotropic_noise(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequenc
 
 
 class OptState(NamedTuple):
+    """Optimizer state: m (SGD velocity or Adam first moment), v (Adam second moment), t (step count)."""
+
     m: jax.Array
     v: jax.Array
     t: jax.Array
@@ -777,8 +781,14 @@ def train_flagged(is_adam: ArrayLike, theta0: jax.Array, X: ArrayLike, y: jax.Ar
     """``train`` with the optimizer given as a flag that may be traced (True: Adam, False: SGD).
 
     One compile serves both optimizers, and SGD and Adam runs can be vmapped together (Sec. 5's
-    scaling-rule grid). Arguments and result as in ``train``, with ``is_adam`` a boolean scalar
-    in place of ``optimizer``.
+    scaling-rule grid).
+
+    Args:
+      is_adam: boolean scalar (may be traced): True for Adam, False for heavy-ball SGD.
+      theta0, X, y, sizes, batch_size, epochs, lr, key, momentum, decay, logits: as in ``train``.
+
+    Returns:
+      (P,) final parameters.
     """
     total = epochs * (X.shape[0] // batch_size)
     lr_at = (lambda t: lr * linear_decay_factor(t.astype(theta0.dtype) / total)) if decay else (lambda t: lr)
@@ -864,6 +874,8 @@ def linear_ms_max_lr(key: jax.Array, h_diag: jax.Array, batch_sizes: jax.Array, 
 
 
 class LearnedHyper(NamedTuple):
+    """The SLQ learner's (L, mu) and the (lr, momentum) its rule gives (Sec. 2.5)."""
+
     L: jax.Array
     mu: jax.Array
     lr: jax.Array
@@ -932,6 +944,8 @@ def _lanczos_learner(matvec, v0, num_steps, drop_weight_above, rule_index) -> Le
 
 
 class LearnerRun(NamedTuple):
+    """Result of train_with_learner: final parameters and per-epoch hypers, losses, diagnostics."""
+
     theta: jax.Array  # final parameters
     hypers: LearnedHyper  # per-epoch learned (L, mu, lr, momentum)
     losses: jax.Array  # per-epoch full-data training loss (after the epoch)
@@ -1033,7 +1047,7 @@ def convnet_num_params(arch: tuple) -> int:
     return int(sum(np.prod(s) for s in convnet_shapes(arch)))
 
 
-def init_convnet(key: jax.Array, arch: tuple, dtype=jnp.float32) -> jax.Array:
+def init_convnet(key: jax.Array, arch: tuple, dtype: jnp.dtype = jnp.float32) -> jax.Array:
     """Flat parameters of the conv net: kernels N(0, 2/(9 out)) as the authors' VGG (brief
     Sec. 2.6), dense N(0, 1/fan_in), biases 0.
 

@@ -43,6 +43,8 @@ def interval_margins(samples: ArrayLike, low: float, high: float) -> np.ndarray:
 
 
 class CurvatureSweep(NamedTuple):
+    """curvature_sweep result: the full-data top pair and per-batch extreme Ritz values (Sec. 3)."""
+
     lam: float  # top eigenvalue of the full-data matrix
     u: jax.Array  # its eigenvector (Lanczos Ritz vector)
     top: np.ndarray  # (len(batch_sizes), draws) largest Ritz value per batch, Lanczos started at u
@@ -211,7 +213,7 @@ RULE_FACTOR = {"linear": lambda B, B0: B / B0, "sqrt": lambda B, B0: np.sqrt(B /
 def train_folds(optimizers: Sequence[str], batch_size: int, lrs: ArrayLike, th0s: jax.Array,
                 X: jax.Array, y: jax.Array, keys: jax.Array, sizes: Sequence[int],
                 epochs: int) -> jax.Array:
-    """Train every fold in every run (optimizer, lr) with the authors' linear-decay schedule (Sec. 5).
+    """Train every fold in every run (optimizer, lr) with the linear-decay schedule (Sec. 5).
 
     Fold f trains on X[f], y[f] from th0s[f] with batch order keys[f]; vmapped over runs and folds,
     SGD and Adam runs together (rmt.train_flagged: one compile per batch size).
@@ -496,6 +498,8 @@ def validate(cfg: SimpleNamespace) -> None:
 
 
 class WignerCheck(NamedTuple):
+    """wigner_check result: measured and BBP-predicted lambda_max per B, and the branch switch."""
+
     batch_sizes: np.ndarray  # (nB,)
     tops: np.ndarray  # (nB, draws) lambda_max(H_batch) per batch
     predicted: np.ndarray  # (nB,) BBP formula with c_B
@@ -544,6 +548,8 @@ def wigner_check(key: jax.Array, P: int, N: int, batch_sizes: Sequence[int], dra
 
 
 class WishartCheck(NamedTuple):
+    """wishart_check result: measured and spiked-Wishart lambda_max per B."""
+
     batch_sizes: np.ndarray  # (nB,)
     tops: np.ndarray  # (nB, draws) lambda_max of X^T X / B per batch
     predicted: np.ndarray  # (nB,) spiked-Wishart formula
@@ -608,6 +614,8 @@ def plot_synthetic(axes: Sequence[plt.Axes], wig: WignerCheck, wis: WishartCheck
 
 
 class Digits(NamedTuple):
+    """The digits proxy split in both input pipelines (raw pixels / 16, standardized)."""
+
     raw: tuple  # (X, y, X_test, y_test), pixels / 16: the curvature sections' pipeline
     std: tuple  # the same split, standardized: the learning-rate sections' pipeline
 
@@ -644,6 +652,8 @@ def checkpoint(key: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[int],
 
 
 class SLQCheck(NamedTuple):
+    """slq_check result: dense eigenvalues, SLQ nodes/weights, moments and the ARPACK anchor."""
+
     eigs: np.ndarray  # (P,) exact eigenvalues of the dense full-data Hessian
     nodes: np.ndarray  # (probes, steps) Ritz values of the long SLQ run
     weights: np.ndarray  # (probes, steps) its quadrature weights
@@ -826,6 +836,8 @@ def ggn_spectra_figure(spectra: dict, batch_sizes: tuple) -> plt.Figure:
 
 
 class CurvatureVsBatch(NamedTuple):
+    """curvature_vs_batch result: the sweep, its control-variate excess and below-full fractions."""
+
     batch_sizes: np.ndarray  # (nB,)
     sweep: CurvatureSweep
     excess: np.ndarray  # (nB,) control-variate E lambda_max(A_B) - lam
@@ -973,6 +985,8 @@ def curvature_spectra(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Seque
 
 
 class LinearProxy(NamedTuple):
+    """linear_proxy result: mean-square max stable lr per B and the closed-form constants."""
+
     batch_sizes: np.ndarray  # (nB,)
     alpha: np.ndarray  # (nB,) mean-square max stable lr (geometric bracket midpoint)
     lambda1: float  # top population eigenvalue (bulk 1)
@@ -1104,6 +1118,8 @@ RATIOS = 2.0 ** -np.arange(1, 7)  # base lr grid as fractions of alpha_max(32)
 
 
 class RuleRuns(NamedTuple):
+    """scaling_rule_runs result: base-rate grids, validated bases, accuracies, inits and keys."""
+
     grid_lr: dict  # optimizer -> (len(RATIOS),) base rates at B = 32
     validated: dict  # optimizer -> index of the validated base rate
     acc: dict  # optimizer -> rule -> (bases, len(RULE_B), folds) test accuracy (%)
@@ -1161,6 +1177,8 @@ def scaling_rule_runs(key: jax.Array, seed: int, folds: int, sizes: Sequence[int
 
 
 class RuleContrasts(NamedTuple):
+    """rule_contrasts result: the samples of the two scaling-rule claims of one optimiser."""
+
     band: np.ndarray  # (folds, bases, 2 * pairs) margins 1.5 -/+ (acc(B') - acc(B)), matched rule
     gain: np.ndarray  # (bases, folds) matched minus mismatched accuracy at the largest B
     drop: dict  # rule -> (bases, folds) acc(largest B) - acc(32)
@@ -1586,7 +1604,8 @@ REAL_B = (128, 256, 512)  # the authors' batch sizes
 CONV_WIDTHS = (32, 64, 128)  # our choice: a small conv net that one GPU trains in minutes
 
 
-def load_cifar(wanted: bool | None, data_dir=None):
+def load_cifar(wanted: bool | None,
+               data_dir: str | None = None) -> image_sets.ImageSet | None:
     """CIFAR-100, else CIFAR-10, from the data folder when ``wanted`` (the ``real_data`` knob).
 
     Args:
@@ -1604,7 +1623,7 @@ def load_cifar(wanted: bool | None, data_dir=None):
     return image_sets.load_if_wanted(CIFAR_SETS[-1], True, data_dir)
 
 
-def preprocess_cifar(real, train_size: int, seed: int) -> tuple:
+def preprocess_cifar(real: image_sets.ImageSet, train_size: int, seed: int) -> tuple:
     """Scale to [0, 1], normalise per channel with the authors' mean/std, and take a seeded subset
     of ``train_size`` training images (no augmentation).
 
@@ -1644,8 +1663,9 @@ def conv_accuracy(theta: jax.Array, X: ArrayLike, y: ArrayLike, arch: tuple,
     return 100 * float(jnp.mean(pred == jnp.asarray(y)))
 
 
-def real_rule_runs(real, train_size: int, epochs: int, key: jax.Array, seed: int = 0,
-                   widths: tuple = CONV_WIDTHS, batch_sizes: tuple = REAL_B) -> dict:
+def real_rule_runs(real: image_sets.ImageSet, train_size: int, epochs: int, key: jax.Array,
+                   seed: int = 0, widths: tuple = CONV_WIDTHS,
+                   batch_sizes: tuple = REAL_B) -> dict:
     """The paper's scaling-rule recipes on real CIFAR with a small conv net (Sec. 5, reported).
 
     The authors' base rates at B = 128 (REAL_BASE_LR), scaled to the larger B by the linear and
