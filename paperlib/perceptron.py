@@ -106,8 +106,7 @@ def logistic_loss(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
     """Logistic loss f(theta) = (1/n) sum_i log(1 + exp(-m_i(theta))), Eq. (2), via softplus.
 
     Args:
-      theta: (d,) parameters.
-      Z: (n, d) signed samples.
+      theta, Z: as in :func:`margins`.
 
     Returns:
       Scalar f(theta).
@@ -119,8 +118,7 @@ def logistic_grad(theta: ArrayLike, Z: ArrayLike) -> jax.Array:
     """Gradient of Eq. (2): grad f(theta) = -(1/n) sum_i sigma(-m_i) z_i, sigma(-m) = 1/(1 + e^m).
 
     Args:
-      theta: (d,) parameters.
-      Z: (n, d) signed samples.
+      theta, Z: as in :func:`margins`.
 
     Returns:
       (d,) gradient.
@@ -360,16 +358,8 @@ def batch_perceptron(Z: ArrayLike, num_steps: int, keep_path: bool = False) -> T
 
 def normalized_batch_perceptron(Z: ArrayLike, num_steps: int, keep_path: bool = False) -> Trace:
     """Normalized Batch Perceptron (Sec. 5, Thm 5.3): theta_{t+1} = theta_t + mean_{i in S_t} z_i,
-    S_t = {i : m_i(theta_t) <= 0} (a zero step once S_t is empty); within R^2/mu^2 steps.
-
-    Args:
-      Z: (n, d) signed samples.
-      num_steps: T, the number of steps (static).
-      keep_path: also return every iterate.
-
-    Returns:
-      :class:`Trace` with (T + 1,) fields over theta_0..theta_T, ``theta_final`` (d,) and ``path``
-      (T + 1, d) or None.
+    S_t = {i : m_i(theta_t) <= 0} (a zero step once S_t is empty); within R^2/mu^2 steps. Arguments and
+    the returned :class:`Trace` as in :func:`batch_perceptron`.
     """
     return _single(Z, 1.0, _w_normalized_batch_perceptron, num_steps, keep_path)
 
@@ -392,15 +382,7 @@ def lr_gd_sweep(Z: ArrayLike, gammas: ArrayLike, num_steps: int, keep_path: bool
 def normalized_lr_gd_sweep(Z: ArrayLike, gammas: ArrayLike, num_steps: int,
                            keep_path: bool = False) -> Trace:
     """:func:`normalized_lr_gd` (Sec. 6) vmapped over step sizes: one compilation for the sweep.
-
-    Args:
-      Z: (n, d) signed samples.
-      gammas: (G,) step sizes, finite and > 0.
-      num_steps: T (static).
-      keep_path: also return every iterate.
-
-    Returns:
-      :class:`Trace` whose fields have a leading (G,) axis.
+    Arguments and the returned :class:`Trace` as in :func:`lr_gd_sweep`.
     """
     return _sweep(Z, _check_gammas(gammas, sweep=True), _w_normalized_lr_gd, num_steps, keep_path)
 

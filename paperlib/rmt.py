@@ -192,14 +192,8 @@ def authors_nesterov_rule(L: ArrayLike, mu: ArrayLike) -> tuple[jax.Array, jax.A
     """The learner rule of the authors' most-run script (GadamX ``run_ssgdmn_fastanddirty.py``).
 
     lr = sqrt(mu / L), momentum = (sqrt L - sqrt mu) / (sqrt L + sqrt mu) (Nesterov's strongly
-    convex momentum; the lr is their choice and is not scale-equivariant).
-
-    Args:
-      L: largest curvature, any shape.
-      mu: smallest curvature, broadcastable with L.
-
-    Returns:
-      (lr, momentum), broadcast shape.
+    convex momentum; the lr is their choice and is not scale-equivariant). Arguments and returns as in
+    :func:`polyak_heavy_ball`.
     """
     sL, smu = jnp.sqrt(L), jnp.sqrt(mu)
     return smu / sL, (sL - smu) / (sL + smu)
@@ -405,10 +399,7 @@ def accuracy(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[int])
     """Fraction of samples whose arg-max logit is the label.
 
     Args:
-      theta: (P,) flat parameters.
-      X: (n, d) inputs.
-      y: (n,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`per_sample_loss`.
 
     Returns:
       Scalar accuracy in [0, 1].
@@ -565,10 +556,7 @@ def top_eigenpair(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[
     """Top eigenvalue lambda_emp and eigenvector u of the full-data Hessian (Lanczos Ritz pair).
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`per_sample_loss`, with N samples.
       key: PRNG key of the start vector.
       num_steps: Lanczos steps in [1, P].
 
@@ -588,10 +576,7 @@ def directional_noise(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Seque
     random unit vector (averaged) this is the isotropic per-entry estimate P mean_jk Var(H_i,jk).
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`per_sample_loss`, with N samples.
       u: (P,) direction (normalised here).
       chunk: per-sample HVPs evaluated ``chunk`` at a time.
 
@@ -613,10 +598,7 @@ def isotropic_noise(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequenc
     variance.
 
     Args:
-      theta: (P,) flat parameters.
-      X: (N, d) inputs.
-      y: (N,) labels.
-      sizes: layer widths.
+      theta, X, y, sizes: as in :func:`per_sample_loss`, with N samples.
       key: PRNG key of the Gaussian probes.
       num_probes: probes.
 
