@@ -430,7 +430,7 @@ def rollout_study(key: jax.Array, params: smc.LGParams, ppg_err16: np.ndarray,
 
 FAST_COMPILE = {"xla_backend_optimization_level": 0}
 """XLA options of the Rao-Blackwell sweep, a compile-bound program at smoke (LLVM at -O0: 7.0 ->
-3.4 s CPU at smoke, 9.8 -> 10.5 s at default; the same numbers to the last bit)."""
+3.4 s CPU at smoke, 9.8 -> 10.5 s at default; the same numbers up to last-bit rounding)."""
 
 
 @partial(jax.jit, static_argnames=("n_particles", "n_paths"), compiler_options=FAST_COMPILE)
