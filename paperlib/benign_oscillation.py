@@ -27,25 +27,39 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 SIGNS = jnp.array([1.0, -1.0])  # output sign of W[0] and W[1]
 
 
 class Features(NamedTuple):
+    """The strong feature u, the weak feature v and the noise level sigma_p of the data model (Sec. 2)."""
+
     strong: jax.Array  # (d,) u
     weak: jax.Array  # (d,) v
     noise_std: float  # sigma_p
 
 
 class Data(NamedTuple):
+    """n samples of the feature-noise model (Sec. 2): patches, labels and the strong-feature mask."""
+
     x: jax.Array  # (n, 3, d) patches (strong, weak, noise)
     y: jax.Array  # (n,) labels +-1
     strong: jax.Array  # (n,) True where the strong feature is present
 
 
 def features(d: int, strong_norm: float, weak_norm: float, noise_std: float) -> Features:
-    """u = strong_norm e_1, v = weak_norm e_2 and the noise level sigma_p (d >= 3)."""
+    """u = strong_norm e_1, v = weak_norm e_2 and the noise level sigma_p (d >= 3; paper Sec. 2).
+
+    Args:
+      d: patch dimension, >= 3 (two feature directions and the noise).
+      strong_norm: ||u||.
+      weak_norm: ||v|| (Assumption 3: <= 0.1 ||u||).
+      noise_std: sigma_p, the per-coordinate standard deviation of the noise patch.
+
+    Returns:
+      ``Features`` with u and v of shape (d,) and ``noise_std``.
+    """
     eye = jnp.eye(d)
     return Features(strong_norm * eye[0], weak_norm * eye[1], noise_std)
 
@@ -74,20 +88,48 @@ def sample(key: jax.Array, feats: Features, n: int, n_strong: int) -> Data:
 
 
 @partial(jax.jit, static_argnames=("m", "d", "dtype"))
-def init(key: jax.Array, m: int, d: int, sigma0: float, dtype=jnp.float64) -> jax.Array:
-    """Initial weights, i.i.d. N(0, sigma0^2): shape (2, m, d)."""
+def init(key: jax.Array, m: int, d: int, sigma0: float, dtype: DTypeLike = jnp.float64) -> jax.Array:
+    """Initial weights, i.i.d. N(0, sigma0^2) (the paper's small Gaussian initialisation, Sec. 2).
+
+    Args:
+      key: PRNG key.
+      m: neurons per output sign.
+      d: patch dimension.
+      sigma0: initialisation standard deviation.
+      dtype: dtype of the weights.
+
+    Returns:
+      (2, m, d) weights W; ``W[0]`` the neurons of sign +1, ``W[1]`` those of sign -1.
+    """
     return sigma0 * jax.random.normal(key, (2, m, d), dtype)
 
 
 def output(W: jax.Array, x: jax.Array) -> jax.Array:
-    """Network output f(W, x) for one sample x of shape (3, d); a scalar."""
+    """Network output f(W, x) = sum_j j (1/m) sum_r sum_p sigma(<w_{j,r}, x^(p)>) (paper Sec. 2).
+
+    Args:
+      W: (2, m, d) weights.
+      x: (3, d) patches (strong, weak, noise) of one sample.
+
+    Returns:
+      () scalar output.
+    """
     m = W.shape[1]
     act = jnp.maximum(jnp.einsum("jrd,pd->jrp", W, x), 0.0) ** 2
     return jnp.dot(SIGNS, act.sum((1, 2))) / m
 
 
 def sample_loss(W: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:
-    """The per-sample square loss (1 - y f(W, x))^2."""
+    """The per-sample square loss (1 - y f(W, x))^2 (paper Sec. 2).
+
+    Args:
+      W: (2, m, d) weights.
+      x: (3, d) patches of one sample.
+      y: () label +-1.
+
+    Returns:
+      () scalar loss.
+    """
     return (1.0 - y * output(W, x)) ** 2
 
 
@@ -95,12 +137,29 @@ outputs = jax.vmap(output, in_axes=(None, 0))  # (W, (n, 3, d)) -> (n,)
 
 
 def accuracy(W: jax.Array, data: Data) -> jax.Array:
-    """Fraction of samples with y f(W, x) > 0."""
+    """Fraction of samples with y f(W, x) > 0 (the test accuracy of the paper's Sec. 4.2 experiment).
+
+    Args:
+      W: (2, m, d) weights.
+      data: ``Data`` with x (n, 3, d) and y (n,).
+
+    Returns:
+      () scalar accuracy in [0, 1].
+    """
     return jnp.mean(data.y * outputs(W, data.x) > 0)
 
 
 def coefficients(W: jax.Array, direction: jax.Array) -> jax.Array:
-    """Feature coefficients j <w_{j,r}, direction> of every neuron: shape (2, m)."""
+    """Feature coefficients j <w_{j,r}, direction> of every neuron (the quantities of Theorem 5 and
+    Proposition 6 when direction is v).
+
+    Args:
+      W: (..., 2, m, d) weights.
+      direction: (d,) feature direction, e.g. u or v.
+
+    Returns:
+      (..., 2, m) coefficients.
+    """
     return SIGNS[:, None] * (W @ direction)
 
 
@@ -108,6 +167,11 @@ def loss_grad(W: jax.Array, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.
     """Gradient of the per-sample loss in closed form, and the margin y f(W, x).
 
     grad_{w_{j,r}} l = -(4 / m) (1 - y f) y j sum_p max(<w_{j,r}, x^(p)>, 0) x^(p).
+
+    Args:
+      W: (2, m, d) weights.
+      x: (3, d) patches of one sample.
+      y: () label +-1.
 
     Returns:
       (gradient of shape (2, m, d), margin y f(W, x)).
@@ -123,6 +187,10 @@ def sgd_step(W: jax.Array, x: jax.Array, y: jax.Array,
              eta: jax.Array) -> tuple[jax.Array, jax.Array]:
     """One SGD step on the sample (x, y): W - eta grad l(W; x, y).
 
+    Args:
+      W, x, y: as in :func:`loss_grad`.
+      eta: () step size.
+
     Returns:
       (new W of shape (2, m, d), margin y f(W, x) before the step).
     """
@@ -131,6 +199,8 @@ def sgd_step(W: jax.Array, x: jax.Array, y: jax.Array,
 
 
 class Trace(NamedTuple):
+    """What :func:`run_sgd` records: per-step margins and draws, per-record loss and coefficients."""
+
     margin: jax.Array  # (steps,) y_i f(x_i; W_t) of the sample drawn at step t (before the step)
     drawn: jax.Array  # (steps,) index i_t of that sample
     loss: jax.Array  # (records,) mean training loss at every record
@@ -169,6 +239,14 @@ def run_sgd(W0: jax.Array, data: Data, feats: Features, eta: ArrayLike, key: jax
 def run_many(W0: jax.Array, data: Data, feats: Features, eta: jax.Array, key: jax.Array,
              steps: int, record_every: int) -> tuple[jax.Array, Trace]:
     """:func:`run_sgd` vmapped over runs: W0, data, eta and key carry a leading run axis (R, ...).
+
+    Args:
+      W0: (R, 2, m, d) starts.
+      data: ``Data`` whose fields carry the run axis: x (R, n, 3, d), y and strong (R, n).
+      feats: u and v, shared by all runs.
+      eta: (R,) step sizes.
+      key: (R,) PRNG keys (one per run) of the sample indices.
+      steps, record_every: as in :func:`run_sgd`.
 
     Returns:
       Final weights (R, 2, m, d) and a ``Trace`` whose fields carry the leading run axis.

@@ -212,11 +212,7 @@ def sample_fbm_davies_harte(key: jax.Array, H: ArrayLike, n: int, T: float, num_
     The circulant row is (g_0..g_n, g_{n-1}..g_1) without the extra zero some implementations append,
     so its eigenvalues are non-negative for every H (fGn). Returns (num_paths, n + 1).
 
-    Args:
-        key: PRNG key; H: Hurst index in (0, 1); n: steps; T: horizon; num_paths: paths.
-
-    Returns:
-        (num_paths, n + 1) paths with B(0) = 0.
+    Args and Returns: as in :func:`sample_fbm_cholesky`.
     """
     _check_hurst(H)
     _check_positive("T", T)

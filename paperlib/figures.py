@@ -45,7 +45,11 @@ FORMATS = ("png", "pdf")
 
 
 def formats() -> tuple[str, ...]:
-    """The formats :func:`save` writes: ``$PAPERLIB_FIGURE_FORMATS`` (e.g. ``png``), else PNG and PDF."""
+    """The formats :func:`save` writes: ``$PAPERLIB_FIGURE_FORMATS`` (e.g. ``png``), else PNG and PDF.
+
+    Returns:
+      The chosen format names (file extensions), in order.
+    """
     chosen = tuple(f.strip() for f in os.environ.get(FORMATS_ENV, ",".join(FORMATS)).split(",") if f.strip())
     if not chosen or set(chosen) - set(FORMATS):
         raise ValueError(f"{FORMATS_ENV}={os.environ[FORMATS_ENV]!r}: choose from {', '.join(FORMATS)}")

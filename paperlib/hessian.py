@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 from threadpoolctl import threadpool_limits
 
 from paperlib import linalg, rmt
@@ -47,7 +47,7 @@ def mean_loss(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[int]
     return jnp.mean(rmt.per_sample_loss(theta, X, y, sizes))
 
 
-def dense_from_matvec(matvec: Callable[[jax.Array], jax.Array], dim: int, dtype,
+def dense_from_matvec(matvec: Callable[[jax.Array], jax.Array], dim: int, dtype: DTypeLike,
                       chunk: int) -> jax.Array:
     """The (dim, dim) matrix of a symmetric linear operator, one product per basis vector.
 

@@ -544,7 +544,11 @@ class Spectra(NamedTuple):
 
     @property
     def relu_min_ratio(self) -> float:
-        """Prop. 2: the smallest eigenvalue / the largest, minimised over the ReLU depths."""
+        """Prop. 2: the smallest eigenvalue / the largest, minimised over the ReLU depths.
+
+        Returns:
+          min over depths of lambda_min / lambda_max of the ReLU Gram (a float).
+        """
         return float(min(e.min() / e.max() for e in self.relu.values()))
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from functools import partial
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +26,22 @@ import numpy as np
 
 from paperlib import benign_oscillation as bo
 
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
 LR_NAMES = ("large", "small")
 
 
 def validate(cfg: SimpleNamespace) -> None:
-    """Raise a clear error for knob values the parameter ranges cannot express."""
+    """Raise a clear error for knob values the parameter ranges cannot express.
+
+    Args:
+      cfg: the resolved knobs; reads steps, record_every, n, n_strong, weak_norm, strong_norm,
+        lr_small, lr_large and d.
+
+    Raises:
+      ValueError: naming the first knob out of its allowed range.
+    """
     if cfg.steps % cfg.record_every:
         raise ValueError(f"steps={cfg.steps} must be a multiple of record_every={cfg.record_every}")
     if not 0 < cfg.n_strong < cfg.n:
@@ -45,16 +56,32 @@ def validate(cfg: SimpleNamespace) -> None:
 
 
 def step_sizes(cfg: SimpleNamespace) -> np.ndarray:
-    """(large, small) step sizes eta = lr * m / ||u||^2 (the paper's window is lr in [1/4, 2/5])."""
+    """(large, small) step sizes eta = lr * m / ||u||^2 (Assumption 3's window is lr in [1/4, 2/5]).
+
+    Args:
+      cfg: the knobs; reads lr_large, lr_small, m and strong_norm.
+
+    Returns:
+      (2,) step sizes [large, small].
+    """
     return np.array([cfg.lr_large, cfg.lr_small]) * cfg.m / cfg.strong_norm ** 2
 
 
 def model_features(cfg: SimpleNamespace) -> bo.Features:
-    """u, v and sigma_p = noise_norm / sqrt(d - 2) (so E||xi||^2 = noise_norm^2)."""
+    """u, v and sigma_p = noise_norm / sqrt(d - 2) (so E||xi||^2 = noise_norm^2; data model of Sec. 2).
+
+    Args:
+      cfg: the knobs; reads d, strong_norm, weak_norm and noise_norm.
+
+    Returns:
+      ``bo.Features`` with u and v of shape (d,) and the noise level sigma_p.
+    """
     return bo.features(cfg.d, cfg.strong_norm, cfg.weak_norm, cfg.noise_norm / np.sqrt(cfg.d - 2))
 
 
 class Study(NamedTuple):
+    """Every paired SGD run of :func:`run_study`: starts, final weights, traces and test accuracies."""
+
     W0: np.ndarray  # (S, 2, m, d) starts, shared by both learning rates
     W: np.ndarray  # (2, S, 2, m, d) final weights, [large, small]
     trace: bo.Trace  # fields with leading axes (2, S)
@@ -77,7 +104,20 @@ _accuracies = jax.jit(jax.vmap(bo.accuracy))
 
 
 def run_study(cfg: SimpleNamespace, key: jax.Array) -> Study:
-    """Train ``cfg.seeds`` paired runs at both learning rates (float64, one compiled ``vmap``)."""
+    """Train ``cfg.seeds`` paired runs at both learning rates (float64, one compiled ``vmap``).
+
+    Seed s draws its training data (``cfg.n`` samples, ``cfg.n_strong`` strong), its start (2, m, d)
+    and its sample order once; both step sizes of :func:`step_sizes` train from them. Test data:
+    ``cfg.n_test`` weak-only samples per seed (the Sec. 4.2 experiment).
+
+    Args:
+      cfg: the knobs; reads seeds, n, n_strong, n_test, m, d, sigma0, steps, record_every and
+        those of :func:`step_sizes` and :func:`model_features`.
+      key: PRNG key of data, starts and sample orders.
+
+    Returns:
+      ``Study``; leading axes (2, S) = ([large, small], seeds), S = ``cfg.seeds``.
+    """
     feats = model_features(cfg)
     keys = jax.random.split(key, (cfg.seeds, 4))
     data, W0, test = _draw(keys, feats, cfg.sigma0, n=cfg.n, n_strong=cfg.n_strong,
@@ -97,8 +137,13 @@ def run_study(cfg: SimpleNamespace, key: jax.Array) -> Study:
 def weak_output(weak_coef: np.ndarray) -> np.ndarray:
     """Weak-feature output min_j (1/m) sum_r sigma(j <w_{j,r}, v>): what f gives the weak patch alone.
 
+    Our reading of Theorem 5's weak-feature quantity (reaches delta / 4 under oscillation).
+
     Args:
       weak_coef: (..., 2, m) coefficients j <w_{j,r}, v>.
+
+    Returns:
+      (...) weak outputs.
     """
     return (np.maximum(weak_coef, 0.0) ** 2).mean(-1).min(-1)
 
@@ -110,6 +155,16 @@ def oscillation_window(margin: np.ndarray, strong: np.ndarray, phi: np.ndarray, 
     start: the first strong-sample step whose margin reaches 1 - delta (the strong feature is fitted);
     stop: the first record at which the weak output ``phi`` reaches delta / 4 (Theorem 5's level),
     or the end of training. Falls back to the whole run if no strong sample is ever fitted.
+
+    Args:
+      margin: (steps,) margins y f of the sample drawn at each step (``Trace.margin`` of one run).
+      strong: (steps,) bool, whether that sample carries the strong feature.
+      phi: (records,) weak output (:func:`weak_output`) at each record.
+      delta: the oscillation level of Assumption 4.
+      record_every: steps between records.
+
+    Returns:
+      (start, stop) step indices with stop > start.
     """
     fitted = np.flatnonzero(strong & (margin >= 1 - delta))
     start = int(fitted[0]) if fitted.size else 0
@@ -119,6 +174,8 @@ def oscillation_window(margin: np.ndarray, strong: np.ndarray, phi: np.ndarray, 
 
 
 class Summary(NamedTuple):
+    """Per-run measurements of :func:`summarise` (Assumption 4, Section 3, Theorem 5, Prop. 6)."""
+
     osc_fraction: np.ndarray  # (2, S) share of strong steps in the window with |y f - 1| >= delta
     osc_fraction_all: np.ndarray  # (2, S) the same from the window start to the end of training
     drift: np.ndarray  # (2, S) mean of 1 - y f over strong steps in the window
@@ -128,7 +185,19 @@ class Summary(NamedTuple):
 
 
 def summarise(study: Study, cfg: SimpleNamespace) -> Summary:
-    """Per-run measurements of the claims (see :class:`Summary`)."""
+    """Per-run measurements of the claims (see :class:`Summary`).
+
+    Over the window of :func:`oscillation_window`: the share of strong steps with |y f - 1| >= delta
+    (Assumption 4) and the mean drift 1 - y f (Section 3); at the end of training the weak output
+    (Theorem 5) and the largest weak coefficient over sigma0 ||v|| (Proposition 6).
+
+    Args:
+      study: the runs of :func:`run_study`.
+      cfg: the knobs; reads delta, record_every, sigma0 and weak_norm.
+
+    Returns:
+      ``Summary`` with fields of shape (2, S) (window: (2, S, 2)).
+    """
     tr, delta = study.trace, cfg.delta
     phi = weak_output(tr.weak_coef)  # (2, S, records)
     shape = tr.margin.shape[:2]
@@ -152,6 +221,13 @@ def floored_se(samples: np.ndarray, count: int) -> tuple[float, float, int]:
 
     0.5 / sqrt(count) is the largest binomial s.e. of a proportion pooled over ``count`` trials: it
     keeps the z-score finite when every seed gives the same proportion (e.g. accuracy 1).
+
+    Args:
+      samples: (S,) per-seed proportions, S >= 2.
+      count: number of trials pooled over all seeds.
+
+    Returns:
+      (mean, floored s.e., S).
     """
     x = np.asarray(samples, float)
     se = x.std(ddof=1) / np.sqrt(x.size)
@@ -165,6 +241,13 @@ def stability_threshold(cfg: SimpleNamespace) -> float:
     <w, u> = 1 and f = 1), every sign -1 neuron at -u / ||u||^2 (inactive). GD on this sample is
     linearly stable iff eta < 2 / lambda_max; the closed form is m / (4 ||u||^2). Only the u
     direction is active, so the edge does not depend on d: the Hessian is computed at d = 3.
+    This is the lower end of Assumption 3's learning-rate window.
+
+    Args:
+      cfg: the knobs; reads strong_norm, weak_norm and m.
+
+    Returns:
+      The largest linearly stable step size 2 / lambda_max.
     """
     u = bo.features(3, cfg.strong_norm, cfg.weak_norm, 0.0).strong
     x = jnp.stack([u, jnp.zeros_like(u), jnp.zeros_like(u)])
@@ -181,6 +264,11 @@ def strong_map_orbit(c: float, steps: int = 4000, keep: int = 64) -> np.ndarray:
     1 - c (f - 1), c = 4 eta ||u||^2 / m, so the output follows this map; c > 1 (eta above the
     window's lower end) makes the fixed point f = 1 unstable.
 
+    Args:
+      c: 4 eta ||u||^2 / m.
+      steps: iterations of the map.
+      keep: trailing iterates returned, <= steps.
+
     Returns:
       (keep,) the last ``keep`` of ``steps`` iterates.
     """
@@ -191,8 +279,15 @@ def strong_map_orbit(c: float, steps: int = 4000, keep: int = 64) -> np.ndarray:
     return np.array(orbit[-keep:])
 
 
-def margin_figure(study: Study, cfg: SimpleNamespace, axes, run: int = 0) -> None:
-    """Margins y f of the drawn strong samples and the training loss over SGD steps (one seed)."""
+def margin_figure(study: Study, cfg: SimpleNamespace, axes: Sequence[plt.Axes], run: int = 0) -> None:
+    """Margins y f of the drawn strong samples and the training loss over SGD steps (one seed).
+
+    Args:
+      study: the runs of :func:`run_study`.
+      cfg: the knobs; reads steps, record_every and delta.
+      axes: two matplotlib axes (margins, loss).
+      run: the seed shown.
+    """
     steps = np.arange(cfg.steps)
     for i, name in enumerate(LR_NAMES):
         strong = study.strong_drawn[i, run]
@@ -209,8 +304,14 @@ def margin_figure(study: Study, cfg: SimpleNamespace, axes, run: int = 0) -> Non
         ax.legend(fontsize=8, markerscale=4)
 
 
-def coefficient_figure(study: Study, cfg: SimpleNamespace, axes) -> None:
-    """Largest strong and weak coefficients max_{j,r} j <w_{j,r}, .> over steps (mean, band: min-max)."""
+def coefficient_figure(study: Study, cfg: SimpleNamespace, axes: Sequence[plt.Axes]) -> None:
+    """Largest strong and weak coefficients max_{j,r} j <w_{j,r}, .> over steps (mean, band: min-max).
+
+    Args:
+      study: the runs of :func:`run_study`.
+      cfg: the knobs; reads record_every.
+      axes: two matplotlib axes (strong, weak).
+    """
     rec = np.arange(study.trace.loss.shape[-1]) * cfg.record_every
     for ax, coef, name in [(axes[0], study.trace.strong_coef, "strong ⟨w, u⟩"),
                            (axes[1], study.trace.weak_coef, "weak ⟨w, v⟩")]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import partial
 from types import SimpleNamespace
-from typing import NamedTuple, Sequence
+from typing import TYPE_CHECKING, Callable, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +26,20 @@ from sklearn.datasets import load_digits, make_blobs
 from paperlib import hessian as hs
 from paperlib import rmt
 
+if TYPE_CHECKING:
+    import matplotlib.pyplot as plt
+
 
 def validate(cfg: SimpleNamespace) -> None:
-    """Raise a clear error for knob values the parameter ranges cannot express."""
+    """Raise a clear error for knob values the parameter ranges cannot express.
+
+    Args:
+      cfg: the resolved knobs; reads ks, widths, stds, dim, width, k_fixed, window, lanczos_steps,
+        sb_batch, n_digits and digits_width.
+
+    Raises:
+      ValueError: naming the first knob out of its allowed range.
+    """
     for name in ("ks", "widths", "stds"):
         values = list(getattr(cfg, name))
         if len(values) < 2 or sorted(set(values)) != values:
@@ -90,12 +101,16 @@ def train_gd(theta0: jax.Array, X: jax.Array, y: jax.Array, sizes: Sequence[int]
 
 
 class Setting(NamedTuple):
+    """One point of a sweep: number of clusters, hidden width and cluster std."""
+
     k: int  # clusters = classes
     width: int  # hidden width M
     std: float  # cluster standard deviation
 
 
 class Spectrum(NamedTuple):
+    """One trained network of :func:`sweep` with the float64 spectra of H and G at its end."""
+
     setting: Setting
     seed: int
     loss: float  # final training loss
@@ -106,17 +121,44 @@ class Spectrum(NamedTuple):
 
 
 def k_settings(cfg: SimpleNamespace) -> list[Setting]:
-    """The k sweep: every k of ``cfg.ks`` at width ``cfg.width`` and the first cluster std."""
+    """The k sweep: every k of ``cfg.ks`` at width ``cfg.width`` and the first cluster std.
+
+    The paper's outliers-vs-clusters experiment (more clusters move the outliers).
+
+    Args:
+      cfg: the knobs; reads ks, width and stds.
+
+    Returns:
+      One ``Setting`` per k, in the order of ``cfg.ks``.
+    """
     return [Setting(k, cfg.width, cfg.stds[0]) for k in cfg.ks]
 
 
 def width_settings(cfg: SimpleNamespace) -> list[Setting]:
-    """The width sweep: ``cfg.k_fixed`` clusters, the first std, every width of ``cfg.widths``."""
+    """The width sweep: ``cfg.k_fixed`` clusters, the first std, every width of ``cfg.widths``.
+
+    The paper's conjecture that more parameters only grow the bulk.
+
+    Args:
+      cfg: the knobs; reads k_fixed, stds and widths.
+
+    Returns:
+      One ``Setting`` per width, in the order of ``cfg.widths``.
+    """
     return [Setting(cfg.k_fixed, w, cfg.stds[0]) for w in cfg.widths]
 
 
 def harder_settings(cfg: SimpleNamespace) -> list[Setting]:
-    """The harder-data sweep: ``cfg.k_fixed`` clusters, width ``cfg.width``, every std of ``cfg.stds``."""
+    """The harder-data sweep: ``cfg.k_fixed`` clusters, width ``cfg.width``, every std of ``cfg.stds``.
+
+    The paper's conjecture that less separable data move the outliers, not the bulk.
+
+    Args:
+      cfg: the knobs; reads k_fixed, width and stds.
+
+    Returns:
+      One ``Setting`` per std, in the order of ``cfg.stds``.
+    """
     return [Setting(cfg.k_fixed, cfg.width, s) for s in cfg.stds]
 
 
@@ -149,21 +191,50 @@ def sweep(cfg: SimpleNamespace, settings: Sequence[Setting], key: jax.Array) -> 
     return out
 
 
-def network(cfg: SimpleNamespace, sp: Spectrum) -> tuple[jax.Array, jax.Array, jax.Array, tuple]:
-    """The trained network of a sweep entry with its data: (theta (P,), X (N, d), y (N,), sizes)."""
+def network(cfg: SimpleNamespace,
+            sp: Spectrum) -> tuple[jax.Array, jax.Array, jax.Array, tuple[int, int, int]]:
+    """The trained network of a sweep entry with its data, redrawn as :func:`sweep` drew it.
+
+    Args:
+      cfg: the knobs of the sweep; reads n_samples and dim.
+      sp: the sweep entry.
+
+    Returns:
+      (theta (P,), X (N, dim), y (N,) int32, sizes (dim, width, k)), N = ``cfg.n_samples``.
+    """
     X, y = blobs(sp.setting.k, cfg.n_samples, cfg.dim, sp.setting.std, sp.seed)
     return jnp.asarray(sp.theta), jnp.asarray(X), jnp.asarray(y), (cfg.dim, sp.setting.width, sp.setting.k)
 
 
-def per_seed(spectra: Sequence[Spectrum], settings: Sequence[Setting], fn) -> np.ndarray:
-    """``fn(spectrum)`` arranged as (seeds, settings) for the given settings, in their order."""
+def per_seed(spectra: Sequence[Spectrum], settings: Sequence[Setting],
+             fn: Callable[[Spectrum], float]) -> np.ndarray:
+    """``fn(spectrum)`` arranged as (seeds, settings) for the given settings, in their order.
+
+    Args:
+      spectra: sweep entries, one per (setting, seed) for every setting in ``settings``.
+      settings: the columns, in order.
+      fn: the per-network scalar, e.g. lambda sp: sp.eig_H[0].
+
+    Returns:
+      (seeds, settings) float array, seeds ascending.
+    """
     table = {(sp.setting, sp.seed): fn(sp) for sp in spectra}
     seeds = sorted({sp.seed for sp in spectra})
     return np.array([[table[(st, s)] for st in settings] for s in seeds], dtype=float)
 
 
 def h_vs_g_deviation(sp: Spectrum, top: int) -> float:
-    """max_{i <= top} |lambda_i(H) / lambda_i(G) - 1|: how far the top of H is from the top of G."""
+    """max_{i <= top} |lambda_i(H) / lambda_i(G) - 1|: how far the top of H is from the top of G.
+
+    The paper's claim that the outliers come from G of H = G + R (paper Sec. 2).
+
+    Args:
+      sp: a sweep entry.
+      top: eigenvalues compared (e.g. k).
+
+    Returns:
+      The largest relative deviation over the top ``top`` eigenvalues.
+    """
     return float(np.max(np.abs(sp.eig_H[:top] / sp.eig_G[:top] - 1.0)))
 
 
@@ -185,6 +256,8 @@ def digits_proxy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SmallLarge(NamedTuple):
+    """One seed of :func:`small_large_batch`: LB and SB losses, their distance and the segment (Sec. 4)."""
+
     seed: int
     loss_lb: float  # training loss of the large-batch (full-batch GD) solution
     loss_sb: float  # training loss of the small-batch SGD solution
@@ -228,7 +301,8 @@ def small_large_batch(cfg: SimpleNamespace, key: jax.Array) -> list[SmallLarge]:
 # ------------------------------------------------------------------------- figures
 
 
-def spectra_figure(spectra: Sequence[Spectrum], counts: dict, axes, show: int) -> None:
+def spectra_figure(spectra: Sequence[Spectrum], counts: dict, axes: Sequence[plt.Axes],
+                   show: int) -> None:
     """Top of the Hessian spectrum per k (seed 0): lambda_i / lambda_1 against i, detected outliers
     filled, the rest of the spectrum as a histogram of log10 |lambda| / lambda_1 (second axis).
 
@@ -252,7 +326,7 @@ def spectra_figure(spectra: Sequence[Spectrum], counts: dict, axes, show: int) -
     hist.set(xlabel="log10 |λ| / λ_1", ylabel="count", title="whole spectrum (bulk at 0)")
 
 
-def width_figure(spectra: Sequence[Spectrum], ax, rel: float) -> None:
+def width_figure(spectra: Sequence[Spectrum], ax: plt.Axes, rel: float) -> None:
     """Sorted |Hessian eigenvalues| per width (seed 0) against the fraction of the spectrum, log
     scale, with the near-zero threshold ``rel`` * lambda_1 drawn.
 
@@ -271,7 +345,7 @@ def width_figure(spectra: Sequence[Spectrum], ax, rel: float) -> None:
     ax.legend(fontsize=7)
 
 
-def segment_figure(runs: Sequence[SmallLarge], axes) -> None:
+def segment_figure(runs: Sequence[SmallLarge], axes: Sequence[plt.Axes]) -> None:
     """Training loss (first axis) and top Hessian eigenvalue (second) along the LB -> SB segment.
 
     Args:
