@@ -89,7 +89,8 @@ def residual_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
 
 def hessian_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
                    sizes: Sequence[int]) -> Callable[[jax.Array], jax.Array]:
-    """v -> H v, forward-over-reverse differentiation of :func:`mean_loss` (:func:`paperlib.linalg.hvp`).
+    """v -> H v on the whole training set: :func:`paperlib.rmt.batch_hessian_matvec` (forward-over-reverse
+    differentiation of the batch loss) with an all-ones mask, i.e. of :func:`mean_loss`.
 
     Args:
       theta, X, y, sizes: as in :func:`mean_loss`.
@@ -97,7 +98,7 @@ def hessian_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
     Returns:
       A function (P,) -> (P,).
     """
-    return lambda v: linalg.hvp(lambda t: mean_loss(t, X, y, sizes), theta, v)
+    return rmt.batch_hessian_matvec(theta, X, y, jnp.ones(X.shape[0], theta.dtype), sizes)
 
 
 def ggn_matvec(theta: jax.Array, X: ArrayLike, y: jax.Array,
@@ -149,7 +150,7 @@ def exact_hessian(theta: jax.Array, X: ArrayLike, y: jax.Array, sizes: Sequence[
     Returns:
       (P, P) Hessian.
     """
-    return jax.hessian(mean_loss)(theta, X, y, sizes)
+    return linalg.hessian(lambda t: mean_loss(t, X, y, sizes), theta)
 
 
 def descending_eigenvalues(A: ArrayLike) -> np.ndarray:
