@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from paperlib import benign_oscillation as bo
+from paperlib import stats
 
 if TYPE_CHECKING:
     import matplotlib.pyplot as plt
@@ -230,8 +231,8 @@ def floored_se(samples: np.ndarray, count: int) -> tuple[float, float, int]:
       (mean, floored s.e., S).
     """
     x = np.asarray(samples, float)
-    se = x.std(ddof=1) / np.sqrt(x.size)
-    return float(x.mean()), float(max(se, 0.5 / np.sqrt(count))), int(x.size)
+    mean, se = stats.mean_and_se(x)
+    return float(mean), float(max(se, 0.5 / np.sqrt(count))), int(x.size)
 
 
 def stability_threshold(cfg: SimpleNamespace) -> float:
